@@ -1,0 +1,119 @@
+"""Database engine, metadata and migrations.
+
+SQLite in a file is the embedded default; ``HEALTHCODE_DATABASE_URL`` selects
+PostgreSQL (``postgresql+psycopg://...``). The schema is owned by Alembic: the
+migrations under ``healthcode/migrations`` are the only way it changes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from healthcode.errors import ConfigurationError
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An instant, stored as UTC and always read back timezone-aware.
+
+    SQLite keeps no offset and PostgreSQL's ``timestamptz`` answers in the
+    session zone; both come back here as aware UTC datetimes, and a naive
+    datetime handed to the database is refused rather than guessed at.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def __init__(self, timezone: bool = True) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an instant is stored")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine for ``url``, tuned for the backend it names."""
+    try:
+        sa_url = sa.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigurationError(
+            "HEALTHCODE_DATABASE_URL is not a database URL."
+        ) from exc
+    if sa_url.get_backend_name() == "postgresql" and sa_url.drivername == "postgresql":
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    if sa_url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"HEALTHCODE_DATABASE_URL names backend {sa_url.get_backend_name()!r};"
+            " only sqlite and postgresql are supported."
+        )
+    engine = sa.create_engine(sa_url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    # WAL lets the demo's status reads run beside an import; NORMAL sync is
+    # durable across application crashes, which is what an embedded,
+    # single-machine deployment needs.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA cache_size=-200000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema up to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    # The models must be imported so that autogenerate and the migrations
+    # see one and the same metadata.
+    import healthcode.models  # noqa: F401
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("healthcode") / "migrations")
+    )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

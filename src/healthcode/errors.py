@@ -1,0 +1,20 @@
+"""The root of every error the domain raises.
+
+Each domain package keeps its own small ``errors`` module with subclasses of
+:class:`HealthcodeError`. Every error carries a stable ``code`` so that the
+command line and, later, the HTTP layer can map it without parsing messages.
+Messages are whole sentences and never contain an identity number, a phone
+number or a name.
+"""
+
+
+class HealthcodeError(Exception):
+    """Something the caller or the data got wrong, told in one sentence."""
+
+    code = "healthcode_error"
+
+
+class ConfigurationError(HealthcodeError):
+    """A setting is missing or has a value that cannot work."""
+
+    code = "configuration_error"

@@ -1,0 +1,30 @@
+"""Every table, imported in one place so that the metadata is complete."""
+
+from healthcode.feeds.models import (
+    CaseReport,
+    Declaration,
+    FeedImport,
+    IdentityRecord,
+    LabResult,
+    QuarantineOrder,
+    RiskArea,
+    TravelSegment,
+    Vaccination,
+)
+from healthcode.identity.models import Resident
+from healthcode.status.models import Status, StatusEvent
+
+__all__ = [
+    "CaseReport",
+    "Declaration",
+    "FeedImport",
+    "IdentityRecord",
+    "LabResult",
+    "QuarantineOrder",
+    "Resident",
+    "RiskArea",
+    "Status",
+    "StatusEvent",
+    "TravelSegment",
+    "Vaccination",
+]
