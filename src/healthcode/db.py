@@ -117,3 +117,14 @@ def migrate(engine: Engine) -> None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def open_database(url: str | None = None) -> Engine:
+    """Engine for ``url`` (default: the configured one), schema brought up to date."""
+    if url is None:
+        from healthcode.config import get_settings
+
+        url = get_settings().database_url
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
