@@ -4,8 +4,48 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+from healthcode.config import get_settings
+from healthcode.errors import HealthcodeError
+from healthcode.log import configure
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Health codes computed from department records, with their reasons.",
+)
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks that print their figures."
+)
+app.add_typer(bench_app, name="bench")
+
+
+def _register() -> None:
+    # Sub-commands are registered here, in one place, so that `healthcode
+    # --help` lists them all and each domain keeps its own command module.
+    from healthcode.bench.recolor import bench_recolor_command
+    from healthcode.demo.cli import demo_command
+    from healthcode.feeds.cli import import_command
+    from healthcode.status.cli import recolor_command, status_command
+
+    app.command("demo")(demo_command)
+    app.command("import")(import_command)
+    app.command("status")(status_command)
+    app.command("recolor")(recolor_command)
+    bench_app.command("recolor")(bench_recolor_command)
+    try:
+        from healthcode.codes.cli import bench_codes, keys_app
+    except ImportError:
+        return
+    app.add_typer(keys_app, name="keys")
+    bench_app.command("codes")(bench_codes)
 
 
 def main() -> None:
+    try:
+        settings = get_settings()
+    except HealthcodeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    configure(settings.log_format)
+    _register()
     app()

@@ -1,0 +1,196 @@
+"""Command-line views of statuses: ``healthcode status`` and ``healthcode recolor``."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from healthcode.config import get_settings
+from healthcode.db import open_database
+from healthcode.errors import HealthcodeError
+from healthcode.identity.documents import parse_document
+from healthcode.identity.models import Resident
+from healthcode.identity.names import mask_name
+from healthcode.status.errors import UnknownResident
+from healthcode.status.services import (
+    current_status,
+    recolor_all,
+    recolor_due,
+    status_history,
+)
+
+STYLE = {
+    "green": "bold green",
+    "yellow": "bold yellow",
+    "red": "bold red",
+    "grey": "bold",
+}
+WORDS = {
+    "green": "绿码 green",
+    "yellow": "黄码 yellow",
+    "red": "红码 red",
+    "grey": "灰码 grey",
+}
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _evidence_line(reason: dict[str, Any]) -> str:
+    evidence = reason.get("evidence") or {}
+    ref = evidence.get("ref") or {}
+    if not ref:
+        return "resident record"
+    line = f"{ref.get('kind')} {ref.get('recordId')} from {ref.get('department')}"
+    area = evidence.get("areaRef")
+    if area:
+        place = evidence.get("areaName") or evidence.get("areaCode")
+        line += f"; {evidence.get('minutes')} min in {place} ({area.get('recordId')})"
+    return line
+
+
+def status_command(
+    document: Annotated[str, typer.Argument(help="The identity document number.")],
+    kind: Annotated[
+        str, typer.Option(help="Document kind: cn-id, passport, hk-mo-permit, ...")
+    ] = "cn-id",
+    country: Annotated[
+        str, typer.Option(help="Issuing country (ISO alpha-3), for passports.")
+    ] = "",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the status as JSON.")
+    ] = False,
+) -> None:
+    """Show a resident's colour, every reason for it, and when it changes next."""
+    console = Console()
+    now = datetime.now(UTC)
+    try:
+        doc = parse_document(kind, document, country, today=now.date())
+        engine = open_database()
+        with Session(engine) as session, session.begin():
+            resident = session.scalars(
+                sa.select(Resident).where(
+                    Resident.doc_kind == doc.key[0],
+                    Resident.doc_country == doc.key[1],
+                    Resident.doc_number == doc.key[2],
+                )
+            ).one_or_none()
+            if resident is None:
+                raise UnknownResident("No resident has that identity document.")
+            view = current_status(session, resident.id, now)
+            history = status_history(session, resident.id)
+            masked = mask_name(resident.name)
+            masked_doc = doc.masked()
+    except HealthcodeError as exc:
+        console.print(f"[red]error[/red] {exc.code}: {exc}")
+        raise typer.Exit(1) from None
+
+    if as_json:
+        payload = {
+            "document": masked_doc,
+            "name": masked,
+            "colour": view.colour,
+            "asOf": view.as_of.isoformat(),
+            "changesAt": view.changes_at.isoformat() if view.changes_at else None,
+            "changesTo": view.changes_to,
+            "ruleSet": view.rule_set,
+            "reasons": view.reasons,
+            "history": [
+                {
+                    "at": event.at.isoformat(),
+                    "from": event.old_colour,
+                    "to": event.new_colour,
+                    "cause": event.cause,
+                    "rules": [reason["rule"] for reason in event.reasons],
+                }
+                for event in history
+            ],
+        }
+        sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        sys.stdout.write("\n")
+        return
+
+    head = (
+        f"[{STYLE[view.colour]}]{WORDS[view.colour]}[/]   {masked}   {masked_doc}\n"
+        f"as of {_local(view.as_of)} ({get_settings().zone})   rule set {view.rule_set}"
+    )
+    if view.changes_at:
+        head += f"\nchanges to {view.changes_to} at {_local(view.changes_at)}"
+        head += " if nothing new arrives"
+    elif view.colour != "green":
+        head += "\nstays so until a new record arrives"
+    console.print(Panel(head, title="health code", expand=False))
+    if view.reasons:
+        table = Table("colour", "rule", "reason", "evidence", "until")
+        for reason in view.reasons:
+            until = reason.get("until")
+            table.add_row(
+                reason["colour"],
+                f"{reason['rule']} {reason['version']}",
+                f"{reason['text']['zh']}\n{reason['text']['en']}",
+                _evidence_line(reason),
+                _local(datetime.fromisoformat(until)) if until else "new record",
+            )
+        console.print(table)
+    else:
+        console.print("No rule holds: green.")
+    if history:
+        table = Table("at", "from", "to", "cause", "rules", title="history")
+        for event in history:
+            table.add_row(
+                _local(event.at),
+                event.old_colour or "-",
+                event.new_colour,
+                event.cause,
+                ", ".join(reason["rule"] for reason in event.reasons) or "-",
+            )
+        console.print(table)
+
+
+def recolor_command(
+    due: Annotated[
+        bool,
+        typer.Option(
+            "--due", help="Only residents whose status said it would change by now."
+        ),
+    ] = False,
+) -> None:
+    """Re-evaluate everyone (a rule-set change, the daily turn), or only those due."""
+    console = Console()
+    now = datetime.now(UTC)
+    engine = open_database()
+    if due:
+        report = recolor_due(engine, now)
+    else:
+        with engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count(Resident.id))
+            ).scalar_one()
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("recolouring", total=total)
+            report = recolor_all(
+                engine, now, progress=lambda n: progress.advance(task, n)
+            )
+    console.print(
+        f"{report.residents} residents evaluated,"
+        f" {report.colour_changes} changed colour, {report.rule_failures} rule failures, {report.seconds:.2f} s"
+    )

@@ -1,0 +1,462 @@
+"""Recolouring: read records in bulk, apply the rules, store what changed.
+
+Three ways in, one path through:
+
+* after an import, :func:`recolor_residents` re-evaluates just the residents
+  whose records changed, inside the import's own transaction, so their new
+  colours are visible the moment the import commits;
+* :func:`recolor_all` walks everyone in id ranges (a rule-set change, the
+  daily turn);
+* :func:`recolor_due` picks the residents whose stored ``recheck_at`` has
+  passed: a yellow that turns green after seven days does so without any new
+  record arriving.
+
+Reading a status (:func:`current_status`) re-evaluates on the spot when its
+``recheck_at`` has passed, so no stale colour is ever shown between runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from healthcode.config import get_settings
+from healthcode.feeds.models import (
+    CaseReport,
+    Declaration,
+    LabResult,
+    QuarantineOrder,
+    RiskArea,
+    TravelSegment,
+    Vaccination,
+)
+from healthcode.identity.models import Resident
+from healthcode.rules.ruleset import RuleSet, load_rule_set
+from healthcode.status.engine import Evaluation, evaluate
+from healthcode.status.errors import UnknownResident
+from healthcode.status.facts import Area, ResidentRecords, area_prefix, build_facts
+from healthcode.status.models import Status, StatusEvent
+
+log = structlog.get_logger(__name__)
+
+# Residents per read-evaluate-write round trip. Large enough that per-query
+# overhead vanishes, small enough that a round's rows stay a few megabytes.
+BATCH = 4000
+# Risk areas that ended longer ago than this can no longer hold any rule.
+_LOOKBACK = timedelta(days=14)
+# SQLite allows 32766 bound parameters per statement; PostgreSQL far more.
+# Lists of ids are sent in slices of this size.
+ID_SLICE = 900
+
+_RECORD_QUERIES: dict[str, sa.Select[Any]] = {
+    "tests": sa.select(
+        LabResult.resident_id,
+        LabResult.department,
+        LabResult.source_id,
+        LabResult.sampled_at,
+        LabResult.result,
+        LabResult.method,
+    ),
+    "vaccinations": sa.select(
+        Vaccination.resident_id,
+        Vaccination.department,
+        Vaccination.source_id,
+        Vaccination.administered_at,
+        Vaccination.product,
+        Vaccination.dose_number,
+    ),
+    "cases": sa.select(
+        CaseReport.resident_id,
+        CaseReport.department,
+        CaseReport.source_id,
+        CaseReport.classification,
+        CaseReport.onset_at,
+        CaseReport.diagnosed_at,
+        CaseReport.isolated_at,
+        CaseReport.released_at,
+    ),
+    "orders": sa.select(
+        QuarantineOrder.resident_id,
+        QuarantineOrder.department,
+        QuarantineOrder.source_id,
+        QuarantineOrder.kind,
+        QuarantineOrder.starts_at,
+        QuarantineOrder.ends_at,
+    ),
+    "travel": sa.select(
+        TravelSegment.resident_id,
+        TravelSegment.department,
+        TravelSegment.source_id,
+        TravelSegment.mode,
+        TravelSegment.carrier,
+        TravelSegment.service_number,
+        TravelSegment.dep_station,
+        TravelSegment.dep_code,
+        TravelSegment.dep_at,
+        TravelSegment.arr_station,
+        TravelSegment.arr_code,
+        TravelSegment.arr_at,
+        TravelSegment.stops,
+    ),
+    "declarations": sa.select(
+        Declaration.resident_id,
+        Declaration.department,
+        Declaration.source_id,
+        Declaration.declared_at,
+        Declaration.fever,
+        Declaration.respiratory,
+        Declaration.visited_code,
+        Declaration.visited_place,
+        Declaration.visited_from,
+        Declaration.visited_to,
+    ),
+}
+
+_RESIDENT_QUERY = sa.select(
+    Resident.id,
+    Resident.identity_state,
+    Resident.doc_kind,
+    Resident.region_code,
+    Resident.birth_date,
+)
+
+_STATUS_QUERY = sa.select(
+    Status.resident_id,
+    Status.colour,
+    Status.reasons,
+    Status.changes_at,
+    Status.changes_to,
+    Status.recheck_at,
+)
+
+
+@dataclass(slots=True)
+class RecolorReport:
+    residents: int = 0
+    written: int = 0
+    colour_changes: int = 0
+    rule_failures: int = 0
+    seconds: float = 0.0
+
+
+@functools.cache
+def _shipped_rule_set(source: str) -> RuleSet:
+    return load_rule_set(source)
+
+
+def active_rule_set() -> RuleSet:
+    """The configured rule set, loaded, validated and tested once per process."""
+    return _shipped_rule_set(get_settings().rule_set)
+
+
+def load_areas(connection: Connection, now: datetime) -> list[Area]:
+    """Risk areas that can still matter: those that held within 14 days."""
+    horizon = now - _LOOKBACK
+    rows = connection.execute(
+        sa.select(
+            RiskArea.code,
+            RiskArea.name,
+            RiskArea.level,
+            RiskArea.starts_at,
+            RiskArea.ends_at,
+            RiskArea.department,
+            RiskArea.source_id,
+        ).where(
+            RiskArea.level != "low",
+            sa.or_(RiskArea.ends_at.is_(None), RiskArea.ends_at >= horizon),
+        )
+    )
+    return [
+        Area(code, area_prefix(code), name, level, starts, ends, dept, source)
+        for code, name, level, starts, ends, dept, source in rows
+    ]
+
+
+def _read_records(
+    connection: Connection, where: Callable[[Any], Any], resident_where: Any
+) -> dict[int, ResidentRecords]:
+    residents = {
+        rid: ResidentRecords(rid, state, kind, region, birth)
+        for rid, state, kind, region, birth in connection.execute(
+            _RESIDENT_QUERY.where(resident_where)
+        )
+    }
+    for name, query in _RECORD_QUERIES.items():
+        column = query.selected_columns[0]
+        for row in connection.execute(query.where(where(column))):
+            holder = residents.get(row[0])
+            if holder is not None:
+                getattr(holder, name).append(row)
+    return residents
+
+
+def _read_statuses(
+    connection: Connection, where: Any
+) -> dict[int, tuple[str, Any, Any, Any, Any]]:
+    return {
+        row[0]: tuple(row[1:])  # type: ignore[misc]
+        for row in connection.execute(_STATUS_QUERY.where(where))
+    }
+
+
+def _recolor(
+    connection: Connection,
+    residents: dict[int, ResidentRecords],
+    stored: dict[int, tuple[str, Any, Any, Any, Any]],
+    areas: Sequence[Area],
+    rule_set: RuleSet,
+    now: datetime,
+    cause: str,
+    report: RecolorReport,
+    *,
+    touch_rest: Any = None,
+) -> None:
+    """Evaluate ``residents`` and write the statuses that differ from ``stored``."""
+    upserts: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for rid, records in residents.items():
+        result: Evaluation = evaluate(rule_set, build_facts(records, areas, now), now)
+        report.residents += 1
+        report.rule_failures += len(result.failures)
+        old = stored.get(rid)
+        new = (
+            result.colour,
+            result.reasons,
+            result.changes_at,
+            result.changes_to,
+            result.recheck_at,
+        )
+        if old is not None and old == new:
+            continue
+        upserts.append(
+            {
+                "resident_id": rid,
+                "colour": result.colour,
+                "reasons": result.reasons,
+                "as_of": now,
+                "changes_at": result.changes_at,
+                "changes_to": result.changes_to,
+                "recheck_at": result.recheck_at,
+                "rule_set": rule_set.label,
+            }
+        )
+        old_colour = old[0] if old is not None else None
+        if old_colour != result.colour:
+            events.append(
+                {
+                    "resident_id": rid,
+                    "at": now,
+                    "old_colour": old_colour,
+                    "new_colour": result.colour,
+                    "reasons": result.reasons,
+                    "cause": cause,
+                }
+            )
+    if upserts:
+        connection.execute(_upsert_statement(connection), upserts)
+        report.written += len(upserts)
+    if events:
+        connection.execute(sa.insert(StatusEvent), events)
+        # The first colour a resident ever gets is not a change of colour.
+        report.colour_changes += sum(1 for e in events if e["old_colour"] is not None)
+    if touch_rest is not None:
+        # Unchanged statuses were still checked just now; one statement says
+        # so for the whole batch instead of rewriting each row.
+        connection.execute(
+            sa.update(Status).where(touch_rest, Status.as_of < now).values(as_of=now)
+        )
+
+
+@functools.cache
+def _upsert_for(dialect_name: str) -> Any:
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(Status)
+    columns = ("colour", "reasons", "as_of", "changes_at", "changes_to", "recheck_at")
+    return statement.on_conflict_do_update(
+        index_elements=[Status.resident_id],
+        set_={name: statement.excluded[name] for name in (*columns, "rule_set")},
+    )
+
+
+def _upsert_statement(connection: Connection) -> Any:
+    return _upsert_for(connection.dialect.name)
+
+
+def recolor_residents(
+    session: Session,
+    resident_ids: Iterable[int],
+    now: datetime,
+    cause: str,
+    *,
+    rule_set: RuleSet | None = None,
+) -> int:
+    """Re-evaluate these residents inside ``session``'s transaction.
+
+    Returns how many of them changed colour.
+    """
+    rule_set = rule_set or active_rule_set()
+    connection = session.connection()
+    ids = sorted(set(resident_ids))
+    report = RecolorReport()
+    areas = load_areas(connection, now)
+    for start in range(0, len(ids), ID_SLICE):
+        chunk = ids[start : start + ID_SLICE]
+        residents = _read_records(
+            connection, lambda column, c=chunk: column.in_(c), Resident.id.in_(chunk)
+        )
+        stored = _read_statuses(connection, Status.resident_id.in_(chunk))
+        _recolor(connection, residents, stored, areas, rule_set, now, cause, report)
+    log.info(
+        "recolored",
+        cause=cause,
+        residents=report.residents,
+        written=report.written,
+        colour_changes=report.colour_changes,
+    )
+    return report.colour_changes
+
+
+def recolor_all(
+    engine: Engine,
+    now: datetime,
+    *,
+    cause: str = "recolor",
+    rule_set: RuleSet | None = None,
+    progress: Callable[[int], None] | None = None,
+    batch: int = BATCH,
+) -> RecolorReport:
+    """Re-evaluate every resident, one committed id range at a time."""
+    rule_set = rule_set or active_rule_set()
+    report = RecolorReport()
+    started = _monotonic()
+    with engine.connect() as connection:
+        low, high = connection.execute(
+            sa.select(sa.func.min(Resident.id), sa.func.max(Resident.id))
+        ).one()
+        areas = load_areas(connection, now)
+    if low is None:
+        return report
+    for start in range(low, high + 1, batch):
+        end = start + batch - 1
+        with engine.begin() as connection:
+            before = report.residents
+            residents = _read_records(
+                connection,
+                lambda column, s=start, e=end: column.between(s, e),
+                Resident.id.between(start, end),
+            )
+            stored = _read_statuses(connection, Status.resident_id.between(start, end))
+            _recolor(
+                connection,
+                residents,
+                stored,
+                areas,
+                rule_set,
+                now,
+                cause,
+                report,
+                touch_rest=Status.resident_id.between(start, end),
+            )
+        if progress is not None:
+            progress(report.residents - before)
+    report.seconds = _monotonic() - started
+    log.info(
+        "recolored_all",
+        residents=report.residents,
+        written=report.written,
+        colour_changes=report.colour_changes,
+        seconds=round(report.seconds, 3),
+    )
+    return report
+
+
+def recolor_due(
+    engine: Engine, now: datetime, *, rule_set: RuleSet | None = None
+) -> RecolorReport:
+    """Re-evaluate the residents whose statuses said they would change by now."""
+    report = RecolorReport()
+    started = _monotonic()
+    with engine.connect() as connection:
+        due = [
+            rid
+            for (rid,) in connection.execute(
+                sa.select(Status.resident_id).where(Status.recheck_at <= now)
+            )
+        ]
+    with Session(engine) as session, session.begin():
+        report.colour_changes = recolor_residents(
+            session, due, now, "time", rule_set=rule_set
+        )
+    report.residents = len(due)
+    report.seconds = _monotonic() - started
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    resident_id: int
+    colour: str
+    reasons: list[dict[str, Any]]
+    as_of: datetime
+    changes_at: datetime | None
+    changes_to: str | None
+    rule_set: str
+
+
+def current_status(session: Session, resident_id: int, now: datetime) -> StatusView:
+    """The resident's status as of ``now``, re-evaluated if it has gone stale."""
+    status = session.get(Status, resident_id)
+    if status is None or (status.recheck_at is not None and status.recheck_at <= now):
+        if session.get(Resident, resident_id) is None:
+            raise UnknownResident("No resident has that identity document.")
+        recolor_residents(session, [resident_id], now, "time")
+        session.flush()
+        session.expire_all()
+        status = session.get(Status, resident_id)
+        if status is None:
+            raise UnknownResident("No resident has that identity document.")
+    return StatusView(
+        resident_id=resident_id,
+        colour=status.colour,
+        reasons=status.reasons,
+        as_of=status.as_of,
+        changes_at=status.changes_at,
+        changes_to=status.changes_to,
+        rule_set=status.rule_set,
+    )
+
+
+def status_history(session: Session, resident_id: int) -> list[StatusEvent]:
+    return list(
+        session.scalars(
+            sa.select(StatusEvent)
+            .where(StatusEvent.resident_id == resident_id)
+            .order_by(StatusEvent.at, StatusEvent.id)
+        )
+    )
+
+
+def colour_counts(connection: Connection) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for colour, count in connection.execute(
+        sa.select(Status.colour, sa.func.count()).group_by(Status.colour)
+    ):
+        counts[colour] = count
+    return dict(counts)
+
+
+def _monotonic() -> float:
+    return time.perf_counter()
