@@ -192,5 +192,6 @@ def recolor_command(
             )
     console.print(
         f"{report.residents} residents evaluated,"
-        f" {report.colour_changes} changed colour, {report.rule_failures} rule failures, {report.seconds:.2f} s"
+        f" {report.colour_changes} changed colour,"
+        f" {report.rule_failures} rule failures, {report.seconds:.2f} s"
     )
