@@ -1,0 +1,559 @@
+"""The health code: its binary layout, its text for QR codes, issue and verify.
+
+A code is ``HCZ1:`` followed by the Base45 text of ``body || signature``.
+The body is a fixed header, for paper codes a status list index, and then
+the masked name in UTF-8 up to the end; the signature is Ed25519 over the
+ASCII prefix followed by the body. ``docs/code-format.md`` gives every field
+with its size; the constants below are the same layout in code.
+
+Verification raises and never returns a flag: :func:`verify_code` returns a
+:class:`VerifiedCode` or raises an :class:`~healthcode.codes.errors.InvalidCode`.
+Whatever it is handed, nothing else escapes it. The text is taken exactly as
+given: a verifier that trimmed spaces or undid percent-encoding would accept
+texts that the issuer never wrote, and both are legal Base45 characters.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from healthcode.codes import base45
+from healthcode.codes.errors import (
+    CodeParameterError,
+    ExpiredCode,
+    InvalidCode,
+    InvalidReference,
+    NotYetValidCode,
+    RetiredKeyCode,
+    RevokedKeyCode,
+)
+from healthcode.codes.keys import (
+    KEY_ID_SIZE,
+    SUBJECT_SECRET_SIZE,
+    KeyRecord,
+    KeyRole,
+    SigningKey,
+    check_instant,
+    check_region,
+    key_name,
+)
+
+PREFIX = "HCZ1:"
+FORMAT_VERSION = 1
+SIGNATURE_SIZE = 64
+REFERENCE_SIZE = 16
+MAX_NAME_BYTES = 64
+
+# version, purpose and colour, region, key id, issued-at, valid-until,
+# subject reference; all big-endian.
+_HEADER = struct.Struct(">BB3s4sII16s")
+_STATUS_INDEX = struct.Struct(">I")
+HEADER_SIZE = _HEADER.size
+
+DEFAULT_SCREEN_TTL = timedelta(minutes=5)
+DEFAULT_PAPER_TTL = timedelta(days=14)
+DEFAULT_DAILY_EXPIRY = time(0, 0)
+DEFAULT_ZONE = ZoneInfo("Asia/Shanghai")
+DEFAULT_LEEWAY = timedelta(minutes=5)
+MAX_SCREEN_LIFETIME = timedelta(days=1)
+MAX_PAPER_LIFETIME = timedelta(days=31)
+
+_MAX_UINT32 = 2**32 - 1
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                           "\u2066\u2067\u2068\u2069")
+_MAX_RESIDENT_ID = 2**48 - 1
+
+
+class Purpose(enum.IntEnum):
+    """What the code is for; stored in the high four bits of byte 1."""
+
+    SCREEN = 1
+    PAPER = 2
+
+
+class Colour(enum.StrEnum):
+    """A resident's colour, in the order that rules rank them (worst last)."""
+
+    GREEN = "green"
+    GREY = "grey"
+    YELLOW = "yellow"
+    RED = "red"
+
+    @property
+    def wire(self) -> int:
+        """The four-bit value stored in the low half of byte 1."""
+        return _COLOUR_WIRE[self]
+
+
+_COLOUR_WIRE = {Colour.GREEN: 1, Colour.YELLOW: 2, Colour.RED: 3, Colour.GREY: 4}
+_WIRE_COLOUR = {value: colour for colour, value in _COLOUR_WIRE.items()}
+
+
+@dataclass(frozen=True)
+class CodeContent:
+    """Every field that a code carries, decoded; times are UTC, whole seconds."""
+
+    purpose: Purpose
+    colour: Colour | None
+    region: str
+    key_id: bytes
+    issued_at: datetime
+    valid_until: datetime
+    subject_reference: bytes
+    masked_name: str
+    status_index: int | None = None
+    version: int = FORMAT_VERSION
+
+    @property
+    def key_name(self) -> str:
+        return key_name(self.region, self.key_id)
+
+
+@dataclass(frozen=True)
+class VerifiedCode:
+    """A code whose signature, key and times have all been checked."""
+
+    content: CodeContent
+    key: KeyRecord
+
+    @property
+    def colour(self) -> Colour | None:
+        return self.content.colour
+
+    @property
+    def masked_name(self) -> str:
+        return self.content.masked_name
+
+    @property
+    def purpose(self) -> Purpose:
+        return self.content.purpose
+
+
+class KeyResolver(Protocol):
+    """Finds the code key that a region's codes name; a trust list, usually."""
+
+    def resolve(self, region: str, key_id: bytes) -> KeyRecord:
+        """Return the record, or raise :class:`UnknownKeyCode`."""
+        ...
+
+
+# Encoding
+
+
+def encode_body(content: CodeContent) -> bytes:
+    """Return the body bytes of ``content``, checking every field first."""
+    _check_content(content)
+    purpose_colour = content.purpose << 4
+    if content.colour is not None:
+        purpose_colour |= content.colour.wire
+    body = _HEADER.pack(
+        content.version,
+        purpose_colour,
+        int(content.region).to_bytes(3, "big"),
+        content.key_id,
+        _seconds(content.issued_at),
+        _seconds(content.valid_until),
+        content.subject_reference,
+    )
+    if content.status_index is not None:
+        body += _STATUS_INDEX.pack(content.status_index)
+    return body + content.masked_name.encode("utf-8")
+
+
+def signature_input(body: bytes) -> bytes:
+    """Return the bytes that are signed: the ASCII prefix, then the body."""
+    return PREFIX.encode("ascii") + body
+
+
+def sign_code(content: CodeContent, signing_key: SigningKey) -> str:
+    """Return the text of ``content`` signed with ``signing_key``."""
+    if signing_key.record.key_id != content.key_id or (
+        signing_key.record.region != content.region
+    ):
+        raise CodeParameterError(
+            f"The code names key {content.key_name} but would be signed with"
+            f" {signing_key.record.name}."
+        )
+    body = encode_body(content)
+    signature = signing_key.sign(signature_input(body))
+    return PREFIX + base45.encode(body + signature)
+
+
+# Decoding
+
+
+def parse_code(text: object) -> tuple[CodeContent, bytes, bytes]:
+    """Decode ``text`` without checking its signature: content, body, signature.
+
+    The content is untrusted until :func:`verify_code` has accepted it; this
+    exists for that function and for tools that show what a code claims.
+    Raises :class:`InvalidCode`, with nothing more said, for any text that is
+    not well formed.
+    """
+    if not isinstance(text, str) or not text.startswith(PREFIX):
+        raise InvalidCode()
+    try:
+        raw = base45.decode(text[len(PREFIX) :])
+    except ValueError:
+        raise InvalidCode() from None
+    if len(raw) < HEADER_SIZE + SIGNATURE_SIZE + 1:
+        raise InvalidCode()
+    body, signature = raw[:-SIGNATURE_SIZE], raw[-SIGNATURE_SIZE:]
+    (version, purpose_colour, region, key_id, issued, valid, reference) = (
+        _HEADER.unpack_from(body)
+    )
+    if version != FORMAT_VERSION:
+        raise InvalidCode()
+    try:
+        purpose = Purpose(purpose_colour >> 4)
+    except ValueError:
+        raise InvalidCode() from None
+    colour_wire = purpose_colour & 0x0F
+    offset = HEADER_SIZE
+    status_index = None
+    if purpose is Purpose.PAPER:
+        if colour_wire != 0 or len(body) < offset + _STATUS_INDEX.size + 1:
+            raise InvalidCode()
+        (status_index,) = _STATUS_INDEX.unpack_from(body, offset)
+        offset += _STATUS_INDEX.size
+        colour = None
+    else:
+        colour = _WIRE_COLOUR.get(colour_wire)
+        if colour is None:
+            raise InvalidCode()
+    try:
+        masked_name = body[offset:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidCode() from None
+    content = CodeContent(
+        purpose=purpose,
+        colour=colour,
+        region=str(int.from_bytes(region, "big")),
+        key_id=key_id,
+        issued_at=datetime.fromtimestamp(issued, UTC),
+        valid_until=datetime.fromtimestamp(valid, UTC),
+        subject_reference=reference,
+        masked_name=masked_name,
+        status_index=status_index,
+        version=version,
+    )
+    try:
+        _check_content(content)
+    except CodeParameterError:
+        raise InvalidCode() from None
+    return content, body, signature
+
+
+def verify_code(
+    text: object,
+    keys: KeyResolver,
+    at: datetime,
+    *,
+    leeway: timedelta = DEFAULT_LEEWAY,
+    max_screen_lifetime: timedelta = MAX_SCREEN_LIFETIME,
+    max_paper_lifetime: timedelta = MAX_PAPER_LIFETIME,
+) -> VerifiedCode:
+    """Check ``text`` at instant ``at`` against the keys that ``keys`` holds.
+
+    The checks run in this order, and the first that fails raises: the
+    prefix and layout; the key is known (:class:`UnknownKeyCode`) and not
+    revoked at ``at`` (:class:`RevokedKeyCode`); the signature; the code was
+    issued while the key could sign and is shown while the key is still
+    accepted (:class:`RetiredKeyCode`); its lifetime is not longer than its
+    purpose allows; it is not issued more than ``leeway`` after ``at``
+    (:class:`NotYetValidCode`); ``at`` is before its valid-until
+    (:class:`ExpiredCode`). Everything about broken bytes or a bad signature
+    is the bare :class:`InvalidCode`.
+    """
+    at = check_instant(at)
+    content, body, signature = parse_code(text)
+    record = keys.resolve(content.region, content.key_id)
+    if record.role is not KeyRole.CODE or record.region != content.region:
+        raise InvalidCode()
+    if record.revoked_at is not None and at >= record.revoked_at:
+        raise RevokedKeyCode(f"The code was signed by key {record.name}, now revoked.")
+    try:
+        record.verifying_key().verify(signature, signature_input(body))
+    except (InvalidSignature, ValueError):
+        raise InvalidCode() from None
+
+    if content.issued_at < record.valid_from - leeway:
+        raise InvalidCode()
+    if record.sign_until is not None and content.issued_at > record.sign_until:
+        raise RetiredKeyCode(
+            f"The code was signed by key {record.name} after the key was retired."
+        )
+    if record.accept_until is not None and at > record.accept_until:
+        raise RetiredKeyCode(
+            f"The code was signed by key {record.name}, retired and no longer"
+            " accepted."
+        )
+    lifetime = content.valid_until - content.issued_at
+    limit = (
+        max_screen_lifetime
+        if content.purpose is Purpose.SCREEN
+        else max_paper_lifetime
+    )
+    if lifetime > limit:
+        raise InvalidCode()
+    if at + leeway < content.issued_at:
+        raise NotYetValidCode(
+            f"The code is not valid before {_iso(content.issued_at)}."
+        )
+    if at >= content.valid_until:
+        raise ExpiredCode(f"The code expired at {_iso(content.valid_until)}.")
+    return VerifiedCode(content, record)
+
+
+# Subject references
+
+
+def seal_subject(resident_id: int, secret: bytes, nonce: bytes) -> bytes:
+    """Return the 16-byte subject reference of ``resident_id``.
+
+    The reference is one AES-256 block: eight random bytes, two zero bytes
+    and the resident id in six bytes, enciphered under the region's secret.
+    A block cipher is a pseudo-random permutation, so with fresh random bytes
+    every reference looks unrelated to every other, even for one resident;
+    the zero bytes let the authority tell a reference it issued from noise.
+    Exactly one block is enciphered, which is why the ECB mode is safe here:
+    there is no second block whose equality could show.
+    """
+    if not isinstance(resident_id, int) or not 0 < resident_id <= _MAX_RESIDENT_ID:
+        raise CodeParameterError(
+            "The resident id must be a positive integer below 2**48."
+        )
+    if len(nonce) != 8:
+        raise CodeParameterError("A subject reference needs eight random bytes.")
+    block = nonce + b"\x00\x00" + resident_id.to_bytes(6, "big")
+    encryptor = _cipher(secret).encryptor()
+    return encryptor.update(block) + encryptor.finalize()
+
+
+def open_subject(reference: bytes, secret: bytes) -> int:
+    """Return the resident id sealed in ``reference``; raise if it is not ours."""
+    if not isinstance(reference, bytes) or len(reference) != REFERENCE_SIZE:
+        raise InvalidReference()
+    decryptor = _cipher(secret).decryptor()
+    block = decryptor.update(reference) + decryptor.finalize()
+    resident_id = int.from_bytes(block[10:], "big")
+    if block[8:10] != b"\x00\x00" or resident_id == 0:
+        raise InvalidReference()
+    return resident_id
+
+
+def _cipher(secret: bytes) -> Cipher[modes.ECB]:
+    if not isinstance(secret, bytes) or len(secret) != SUBJECT_SECRET_SIZE:
+        raise CodeParameterError(
+            f"A subject secret must be {SUBJECT_SECRET_SIZE} bytes long."
+        )
+    return Cipher(algorithms.AES(secret), modes.ECB())
+
+
+# Issuing
+
+
+def next_daily_expiry(
+    at: datetime, daily_expiry: time = DEFAULT_DAILY_EXPIRY, zone: ZoneInfo = DEFAULT_ZONE
+) -> datetime:
+    """Return the first daily expiry strictly after ``at``, in UTC."""
+    local = check_instant(at).astimezone(zone)
+    candidate = datetime.combine(local.date(), daily_expiry, tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(
+            local.date() + timedelta(days=1), daily_expiry, tzinfo=zone
+        )
+    return candidate.astimezone(UTC)
+
+
+class Issuer:
+    """Issues the codes of one region with its current key.
+
+    The issuer knows nothing of the clock: each call takes the instant it
+    issues at. Screen codes live ``screen_ttl`` and never past the next daily
+    expiry (``daily_expiry`` in ``zone``); paper codes live ``paper_ttl``
+    and carry no colour. ``random_bytes`` supplies the subject reference's
+    randomness and is replaced only by tests that need fixed output.
+    """
+
+    def __init__(
+        self,
+        signing_key: SigningKey,
+        subject_secret: bytes,
+        *,
+        screen_ttl: timedelta = DEFAULT_SCREEN_TTL,
+        paper_ttl: timedelta = DEFAULT_PAPER_TTL,
+        daily_expiry: time = DEFAULT_DAILY_EXPIRY,
+        zone: ZoneInfo = DEFAULT_ZONE,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not timedelta(seconds=1) <= screen_ttl <= MAX_SCREEN_LIFETIME:
+            raise CodeParameterError(
+                f"The screen code lifetime {screen_ttl} is not between one second"
+                f" and {MAX_SCREEN_LIFETIME}."
+            )
+        if not timedelta(seconds=1) <= paper_ttl <= MAX_PAPER_LIFETIME:
+            raise CodeParameterError(
+                f"The paper code lifetime {paper_ttl} is not between one second"
+                f" and {MAX_PAPER_LIFETIME}."
+            )
+        _cipher(subject_secret)
+        self.signing_key = signing_key
+        self._subject_secret = subject_secret
+        self.screen_ttl = screen_ttl
+        self.paper_ttl = paper_ttl
+        self.daily_expiry = daily_expiry
+        self.zone = zone
+        self._random_bytes = random_bytes
+
+    @property
+    def region(self) -> str:
+        return self.signing_key.record.region
+
+    def screen_code(
+        self, resident_id: int, masked_name: str, colour: Colour, at: datetime
+    ) -> str:
+        """Return a screen code showing ``colour`` for the resident."""
+        if not isinstance(colour, Colour):
+            raise CodeParameterError(f"The colour {colour!r} is not a Colour.")
+        issued = self._issue_instant(at)
+        until = min(
+            issued + self.screen_ttl,
+            next_daily_expiry(issued, self.daily_expiry, self.zone),
+        )
+        return self._sign(
+            Purpose.SCREEN, colour, resident_id, masked_name, issued, until, None
+        )
+
+    def paper_code(
+        self, resident_id: int, masked_name: str, status_index: int, at: datetime
+    ) -> str:
+        """Return a paper code; its colour is read from the status list."""
+        issued = self._issue_instant(at)
+        return self._sign(
+            Purpose.PAPER,
+            None,
+            resident_id,
+            masked_name,
+            issued,
+            issued + self.paper_ttl,
+            status_index,
+        )
+
+    def resolve(self, content: CodeContent) -> int:
+        """Return the resident id behind a verified code of this region."""
+        if content.region != self.region:
+            raise InvalidReference(
+                f"The code was issued by region {content.region}, not {self.region}."
+            )
+        return open_subject(content.subject_reference, self._subject_secret)
+
+    def _issue_instant(self, at: datetime) -> datetime:
+        issued = check_instant(at, "issue time").replace(microsecond=0)
+        self.signing_key.check_usable(issued, KeyRole.CODE)
+        return issued
+
+    def _sign(
+        self,
+        purpose: Purpose,
+        colour: Colour | None,
+        resident_id: int,
+        masked_name: str,
+        issued: datetime,
+        until: datetime,
+        status_index: int | None,
+    ) -> str:
+        if not isinstance(masked_name, str):
+            raise CodeParameterError("The masked name must be a string.")
+        reference = seal_subject(
+            resident_id, self._subject_secret, self._random_bytes(8)
+        )
+        content = CodeContent(
+            purpose=purpose,
+            colour=colour,
+            region=self.region,
+            key_id=self.signing_key.record.key_id,
+            issued_at=issued,
+            valid_until=until,
+            subject_reference=reference,
+            masked_name=unicodedata.normalize("NFC", masked_name),
+            status_index=status_index,
+        )
+        return sign_code(content, self.signing_key)
+
+
+# Checks shared by both directions
+
+
+def _check_content(content: CodeContent) -> None:
+    if content.version != FORMAT_VERSION:
+        raise CodeParameterError(f"Only format version {FORMAT_VERSION} is known.")
+    check_region(content.region)
+    if len(content.key_id) != KEY_ID_SIZE:
+        raise CodeParameterError(f"A key id is {KEY_ID_SIZE} bytes long.")
+    if len(content.subject_reference) != REFERENCE_SIZE:
+        raise CodeParameterError(f"A subject reference is {REFERENCE_SIZE} bytes.")
+    if content.purpose is Purpose.SCREEN:
+        if not isinstance(content.colour, Colour) or content.status_index is not None:
+            raise CodeParameterError(
+                "A screen code carries a colour and no status list index."
+            )
+    elif content.purpose is Purpose.PAPER:
+        if content.colour is not None:
+            raise CodeParameterError("A paper code carries no colour.")
+        index = content.status_index
+        if not isinstance(index, int) or not 0 <= index <= _MAX_UINT32:
+            raise CodeParameterError(
+                "A paper code needs a status list index between 0 and 2**32 - 1."
+            )
+    else:
+        raise CodeParameterError(f"The purpose {content.purpose!r} is not known.")
+    if content.valid_until <= content.issued_at:
+        raise CodeParameterError("A code must be valid until after it is issued.")
+    _check_name(content.masked_name)
+    _seconds(content.issued_at)
+    _seconds(content.valid_until)
+
+
+def _check_name(name: str) -> None:
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not name or size > MAX_NAME_BYTES:
+        raise CodeParameterError(
+            f"A masked name must be 1 to {MAX_NAME_BYTES} bytes of UTF-8, not {size}."
+        )
+    for char in name:
+        # Controls and line breaks have no place in a name shown at a door,
+        # and the bidirectional controls could reorder what a checkpoint
+        # displays. Private-use and (to this Python) unassigned characters
+        # stay allowed: rare name characters live there in some registries.
+        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or (
+            char in _BIDI_CONTROLS
+        ):
+            raise CodeParameterError(
+                f"A masked name holds the character U+{ord(char):04X}, which a"
+                " name cannot hold."
+            )
+
+
+def _seconds(at: datetime) -> int:
+    value = check_instant(at).timestamp()
+    if value != int(value) or not 0 <= value <= _MAX_UINT32:
+        raise CodeParameterError(
+            f"The instant {at!r} is not a whole second between 1970 and 2106."
+        )
+    return int(value)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
