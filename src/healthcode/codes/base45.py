@@ -37,7 +37,9 @@ def decode(text: str) -> bytes:
     try:
         values = [_VALUES[char] for char in text]
     except KeyError:
-        raise ValueError("Base45 text holds a character outside its alphabet.") from None
+        raise ValueError(
+            "Base45 text holds a character outside its alphabet."
+        ) from None
     out = bytearray()
     for start in range(0, len(values), 3):
         group = values[start : start + 3]

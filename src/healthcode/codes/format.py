@@ -70,8 +70,9 @@ MAX_SCREEN_LIFETIME = timedelta(days=1)
 MAX_PAPER_LIFETIME = timedelta(days=31)
 
 _MAX_UINT32 = 2**32 - 1
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                           "\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _MAX_RESIDENT_ID = 2**48 - 1
 
 
@@ -296,14 +297,11 @@ def verify_code(
         )
     if record.accept_until is not None and at > record.accept_until:
         raise RetiredKeyCode(
-            f"The code was signed by key {record.name}, retired and no longer"
-            " accepted."
+            f"The code was signed by key {record.name}, retired and no longer accepted."
         )
     lifetime = content.valid_until - content.issued_at
     limit = (
-        max_screen_lifetime
-        if content.purpose is Purpose.SCREEN
-        else max_paper_lifetime
+        max_screen_lifetime if content.purpose is Purpose.SCREEN else max_paper_lifetime
     )
     if lifetime > limit:
         raise InvalidCode()
@@ -365,7 +363,9 @@ def _cipher(secret: bytes) -> Cipher[modes.ECB]:
 
 
 def next_daily_expiry(
-    at: datetime, daily_expiry: time = DEFAULT_DAILY_EXPIRY, zone: ZoneInfo = DEFAULT_ZONE
+    at: datetime,
+    daily_expiry: time = DEFAULT_DAILY_EXPIRY,
+    zone: ZoneInfo = DEFAULT_ZONE,
 ) -> datetime:
     """Return the first daily expiry strictly after ``at``, in UTC."""
     local = check_instant(at).astimezone(zone)

@@ -357,7 +357,9 @@ class KeyStore:
         """
         at = whole_second(at)
         if overlap < timedelta(0) or lead < timedelta(0):
-            raise CodeParameterError("A rotation's overlap and lead cannot be negative.")
+            raise CodeParameterError(
+                "A rotation's overlap and lead cannot be negative."
+            )
         current = self.signing_key(region, at, role).record
         handover = at + lead
         self._write_record(
@@ -450,10 +452,10 @@ class KeyStore:
         """Delete the private key of every key that will never sign again."""
         for record in self.records():
             path = self._private_path(record.region, record.key_id)
-            if record.sign_until is not None and record.sign_until <= at:
-                if path.exists():
-                    path.unlink()
-                    log.info("private_key_deleted", key=record.name)
+            retired = record.sign_until is not None and record.sign_until <= at
+            if retired and path.exists():
+                path.unlink()
+                log.info("private_key_deleted", key=record.name)
 
     def _load_signing_key(self, record: KeyRecord) -> SigningKey:
         path = self._private_path(record.region, record.key_id)
