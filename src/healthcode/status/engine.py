@@ -83,7 +83,12 @@ def _apply(
         for item in items:
             context = {"current": item, "data": facts}
             try:
-                holds = rule.condition(context) is True
+                outcome = rule.condition(context)
+                if not isinstance(outcome, bool):
+                    raise CertLogicError(
+                        f"The condition gave {type(outcome).__name__}, not a boolean."
+                    )
+                holds = outcome
                 if holds:
                     until = _instant(rule.until, context)
                 else:
