@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import os
 import struct
+import threading
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from healthcode.codes.keys import (
 )
 
 PREFIX = "HCZ1:"
+_PREFIX_BYTES = PREFIX.encode("ascii")
 FORMAT_VERSION = 1
 SIGNATURE_SIZE = 64
 REFERENCE_SIZE = 16
@@ -155,26 +157,47 @@ class KeyResolver(Protocol):
 def encode_body(content: CodeContent) -> bytes:
     """Return the body bytes of ``content``, checking every field first."""
     _check_content(content)
-    purpose_colour = content.purpose << 4
-    if content.colour is not None:
-        purpose_colour |= content.colour.wire
-    body = _HEADER.pack(
-        content.version,
-        purpose_colour,
-        int(content.region).to_bytes(3, "big"),
+    return _pack_body(
+        content.purpose,
+        content.colour,
+        _region_bytes(content.region),
         content.key_id,
         _seconds(content.issued_at),
         _seconds(content.valid_until),
         content.subject_reference,
+        content.status_index,
+        content.masked_name.encode("utf-8"),
     )
-    if content.status_index is not None:
-        body += _STATUS_INDEX.pack(content.status_index)
-    return body + content.masked_name.encode("utf-8")
 
 
 def signature_input(body: bytes) -> bytes:
     """Return the bytes that are signed: the ASCII prefix, then the body."""
-    return PREFIX.encode("ascii") + body
+    return _PREFIX_BYTES + body
+
+
+def _pack_body(
+    purpose: Purpose,
+    colour: Colour | None,
+    region: bytes,
+    key_id: bytes,
+    issued: int,
+    until: int,
+    reference: bytes,
+    status_index: int | None,
+    name: bytes,
+) -> bytes:
+    # The one place that lays the fields out; its callers have checked them.
+    purpose_colour = purpose << 4 | (0 if colour is None else _COLOUR_WIRE[colour])
+    body = _HEADER.pack(
+        FORMAT_VERSION, purpose_colour, region, key_id, issued, until, reference
+    )
+    if status_index is not None:
+        body += _STATUS_INDEX.pack(status_index)
+    return body + name
+
+
+def _region_bytes(region: str) -> bytes:
+    return int(check_region(region)).to_bytes(3, "big")
 
 
 def sign_code(content: CodeContent, signing_key: SigningKey) -> str:
@@ -317,46 +340,64 @@ def verify_code(
 # Subject references
 
 
-def seal_subject(resident_id: int, secret: bytes, nonce: bytes) -> bytes:
-    """Return the 16-byte subject reference of ``resident_id``.
+class SubjectSealer:
+    """Seals resident ids into subject references and opens them again.
 
-    The reference is one AES-256 block: eight random bytes, two zero bytes
-    and the resident id in six bytes, enciphered under the region's secret.
-    A block cipher is a pseudo-random permutation, so with fresh random bytes
-    every reference looks unrelated to every other, even for one resident;
-    the zero bytes let the authority tell a reference it issued from noise.
-    Exactly one block is enciphered, which is why the ECB mode is safe here:
-    there is no second block whose equality could show.
+    A reference is one AES-256 block: eight random bytes, two zero bytes and
+    the resident id in six bytes, enciphered under the region's secret. A
+    block cipher is a pseudo-random permutation, so with fresh random bytes
+    every reference looks unrelated to every other, even two of one
+    resident; the zero bytes let the authority tell a reference it issued
+    from noise (a forged one passes with odds of one in 65,536, and then
+    names a random id). Exactly one block is enciphered per reference, which
+    is why the ECB mode is sound here: ECB betrays equal blocks within one
+    message, and each message here is a single block.
     """
-    if not isinstance(resident_id, int) or not 0 < resident_id <= _MAX_RESIDENT_ID:
-        raise CodeParameterError(
-            "The resident id must be a positive integer below 2**48."
-        )
-    if len(nonce) != 8:
-        raise CodeParameterError("A subject reference needs eight random bytes.")
-    block = nonce + b"\x00\x00" + resident_id.to_bytes(6, "big")
-    encryptor = _cipher(secret).encryptor()
-    return encryptor.update(block) + encryptor.finalize()
+
+    def __init__(self, secret: bytes) -> None:
+        if not isinstance(secret, bytes) or len(secret) != SUBJECT_SECRET_SIZE:
+            raise CodeParameterError(
+                f"A subject secret must be {SUBJECT_SECRET_SIZE} bytes long."
+            )
+        self._cipher = Cipher(algorithms.AES(secret), modes.ECB())
+        # In ECB mode every block is enciphered on its own, so one encryptor
+        # serves every reference without being finalised; the lock keeps two
+        # threads from feeding it at once.
+        self._encryptor = self._cipher.encryptor()
+        self._lock = threading.Lock()
+
+    def seal(self, resident_id: int, nonce: bytes) -> bytes:
+        """Return the 16-byte subject reference of ``resident_id``."""
+        if not isinstance(resident_id, int) or not 0 < resident_id <= _MAX_RESIDENT_ID:
+            raise CodeParameterError(
+                "The resident id must be a positive integer below 2**48."
+            )
+        if not isinstance(nonce, bytes) or len(nonce) != 8:
+            raise CodeParameterError("A subject reference needs eight random bytes.")
+        block = nonce + b"\x00\x00" + resident_id.to_bytes(6, "big")
+        with self._lock:
+            return self._encryptor.update(block)
+
+    def open(self, reference: bytes) -> int:
+        """Return the resident id sealed in ``reference``; raise if not ours."""
+        if not isinstance(reference, bytes) or len(reference) != REFERENCE_SIZE:
+            raise InvalidReference()
+        decryptor = self._cipher.decryptor()
+        block = decryptor.update(reference) + decryptor.finalize()
+        resident_id = int.from_bytes(block[10:], "big")
+        if block[8:10] != b"\x00\x00" or resident_id == 0:
+            raise InvalidReference()
+        return resident_id
+
+
+def seal_subject(resident_id: int, secret: bytes, nonce: bytes) -> bytes:
+    """Return the subject reference of ``resident_id``; see :class:`SubjectSealer`."""
+    return SubjectSealer(secret).seal(resident_id, nonce)
 
 
 def open_subject(reference: bytes, secret: bytes) -> int:
     """Return the resident id sealed in ``reference``; raise if it is not ours."""
-    if not isinstance(reference, bytes) or len(reference) != REFERENCE_SIZE:
-        raise InvalidReference()
-    decryptor = _cipher(secret).decryptor()
-    block = decryptor.update(reference) + decryptor.finalize()
-    resident_id = int.from_bytes(block[10:], "big")
-    if block[8:10] != b"\x00\x00" or resident_id == 0:
-        raise InvalidReference()
-    return resident_id
-
-
-def _cipher(secret: bytes) -> Cipher[modes.ECB]:
-    if not isinstance(secret, bytes) or len(secret) != SUBJECT_SECRET_SIZE:
-        raise CodeParameterError(
-            f"A subject secret must be {SUBJECT_SECRET_SIZE} bytes long."
-        )
-    return Cipher(algorithms.AES(secret), modes.ECB())
+    return SubjectSealer(secret).open(reference)
 
 
 # Issuing
@@ -408,14 +449,18 @@ class Issuer:
                 f"The paper code lifetime {paper_ttl} is not between one second"
                 f" and {MAX_PAPER_LIFETIME}."
             )
-        _cipher(subject_secret)
         self.signing_key = signing_key
-        self._subject_secret = subject_secret
+        self._region = _region_bytes(signing_key.record.region)
+        self._sealer = SubjectSealer(subject_secret)
         self.screen_ttl = screen_ttl
         self.paper_ttl = paper_ttl
         self.daily_expiry = daily_expiry
         self.zone = zone
         self._random_bytes = random_bytes
+        # The next daily expiry changes once a day. No expiry falls between
+        # an instant and its next expiry, so every instant in that stretch
+        # shares it; keeping the stretch spares a zone conversion per code.
+        self._expiry_window: tuple[datetime, datetime] | None = None
 
     @property
     def region(self) -> str:
@@ -428,10 +473,7 @@ class Issuer:
         if not isinstance(colour, Colour):
             raise CodeParameterError(f"The colour {colour!r} is not a Colour.")
         issued = self._issue_instant(at)
-        until = min(
-            issued + self.screen_ttl,
-            next_daily_expiry(issued, self.daily_expiry, self.zone),
-        )
+        until = min(issued + self.screen_ttl, self._next_expiry(issued))
         return self._sign(
             Purpose.SCREEN, colour, resident_id, masked_name, issued, until, None
         )
@@ -457,7 +499,15 @@ class Issuer:
             raise InvalidReference(
                 f"The code was issued by region {content.region}, not {self.region}."
             )
-        return open_subject(content.subject_reference, self._subject_secret)
+        return self._sealer.open(content.subject_reference)
+
+    def _next_expiry(self, issued: datetime) -> datetime:
+        window = self._expiry_window
+        if window is not None and window[0] <= issued < window[1]:
+            return window[1]
+        expiry = next_daily_expiry(issued, self.daily_expiry, self.zone)
+        self._expiry_window = (issued, expiry)
+        return expiry
 
     def _issue_instant(self, at: datetime) -> datetime:
         issued = check_instant(at, "issue time").replace(microsecond=0)
@@ -476,21 +526,31 @@ class Issuer:
     ) -> str:
         if not isinstance(masked_name, str):
             raise CodeParameterError("The masked name must be a string.")
-        reference = seal_subject(
-            resident_id, self._subject_secret, self._random_bytes(8)
+        if status_index is not None and (
+            not isinstance(status_index, int) or not 0 <= status_index <= _MAX_UINT32
+        ):
+            raise CodeParameterError(
+                "A paper code needs a status list index between 0 and 2**32 - 1."
+            )
+        masked_name = unicodedata.normalize("NFC", masked_name)
+        _check_name(masked_name)
+        record = self.signing_key.record
+        # The body is packed here directly rather than through a CodeContent:
+        # every field is already checked, and issuing is a hot path whose
+        # cost should stay close to that of the signature alone.
+        body = _pack_body(
+            purpose,
+            colour,
+            self._region,
+            record.key_id,
+            _seconds(issued),
+            _seconds(until),
+            self._sealer.seal(resident_id, self._random_bytes(8)),
+            status_index,
+            masked_name.encode("utf-8"),
         )
-        content = CodeContent(
-            purpose=purpose,
-            colour=colour,
-            region=self.region,
-            key_id=self.signing_key.record.key_id,
-            issued_at=issued,
-            valid_until=until,
-            subject_reference=reference,
-            masked_name=unicodedata.normalize("NFC", masked_name),
-            status_index=status_index,
-        )
-        return sign_code(content, self.signing_key)
+        signature = self.signing_key.sign(_PREFIX_BYTES + body)
+        return PREFIX + base45.encode(body + signature)
 
 
 # Checks shared by both directions
@@ -522,8 +582,6 @@ def _check_content(content: CodeContent) -> None:
     if content.valid_until <= content.issued_at:
         raise CodeParameterError("A code must be valid until after it is issued.")
     _check_name(content.masked_name)
-    _seconds(content.issued_at)
-    _seconds(content.valid_until)
 
 
 def _check_name(name: str) -> None:
@@ -547,12 +605,12 @@ def _check_name(name: str) -> None:
 
 
 def _seconds(at: datetime) -> int:
-    value = check_instant(at).timestamp()
-    if value != int(value) or not 0 <= value <= _MAX_UINT32:
-        raise CodeParameterError(
-            f"The instant {at!r} is not a whole second between 1970 and 2106."
-        )
-    return int(value)
+    if not isinstance(at, datetime) or at.utcoffset() is None or at.microsecond:
+        raise CodeParameterError(f"The instant {at!r} is not an aware whole second.")
+    value = int(at.timestamp())
+    if not 0 <= value <= _MAX_UINT32:
+        raise CodeParameterError(f"The instant {at!r} is not between 1970 and 2106.")
+    return value
 
 
 def _iso(at: datetime) -> str:
