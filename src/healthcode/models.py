@@ -12,7 +12,7 @@ from healthcode.feeds.models import (
     Vaccination,
 )
 from healthcode.identity.models import Resident
-from healthcode.status.models import Status, StatusEvent
+from healthcode.status.models import RecolorGuard, Status, StatusEvent
 
 __all__ = [
     "CaseReport",
@@ -21,6 +21,7 @@ __all__ = [
     "IdentityRecord",
     "LabResult",
     "QuarantineOrder",
+    "RecolorGuard",
     "Resident",
     "RiskArea",
     "Status",

@@ -32,9 +32,10 @@ of rules. Each rule has:
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -106,9 +107,15 @@ class RuleSet:
     id: str
     version: str
     rules: tuple[Rule, ...]
+    _edges: tuple[float, ...] = field(default=(), repr=False, compare=False)
     _selection: dict[tuple[str | None, int], tuple[Rule, ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    def __post_init__(self) -> None:
+        edges = {rule.valid_from.timestamp() for rule in self.rules}
+        edges |= {rule.valid_to.timestamp() for rule in self.rules if rule.valid_to}
+        object.__setattr__(self, "_edges", tuple(sorted(edges)))
 
     @property
     def label(self) -> str:
@@ -117,13 +124,14 @@ class RuleSet:
     def select(self, region_code: str | None, now: datetime) -> tuple[Rule, ...]:
         """The rules in force at ``now`` for a resident of ``region_code``.
 
-        Per rule id the highest version valid at the clock wins. The answer is
-        cached per region and hour, which is what makes a full recolour pay the
-        selection once per district instead of once per resident.
+        Per rule id the highest version valid at the clock wins. The choice
+        can only change where some rule's validity starts or ends, so it is
+        cached per region and per interval between such edges, which makes a
+        full recolour pay for it once per district instead of per resident.
         """
-        key = (region_code, int(now.timestamp()) // 3600)
+        key = (region_code, bisect.bisect_right(self._edges, now.timestamp()))
         cached = self._selection.get(key)
-        if cached is not None and _same_hour_boundaries(self.rules, now, key[1]):
+        if cached is not None:
             return cached
         best: dict[str, Rule] = {}
         for rule in self.rules:
@@ -135,17 +143,6 @@ class RuleSet:
         chosen = tuple(best.values())
         self._selection[key] = chosen
         return chosen
-
-
-def _same_hour_boundaries(rules: Iterable[Rule], now: datetime, hour: int) -> bool:
-    # A rule whose validity starts or ends inside the cached hour makes the
-    # cached selection unsafe for the rest of that hour.
-    start, end = hour * 3600, (hour + 1) * 3600
-    for rule in rules:
-        for edge in (rule.valid_from, rule.valid_to):
-            if edge is not None and start < edge.timestamp() < end:
-                return False
-    return True
 
 
 def load_rule_set(source: str | Path = "default") -> RuleSet:

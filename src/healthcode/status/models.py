@@ -46,3 +46,21 @@ class StatusEvent(Base):
     cause: Mapped[str] = mapped_column(
         sa.String(32), comment="import:<id>, recolor, or time."
     )
+
+
+class RecolorGuard(Base):
+    """One row that orders every writer of statuses.
+
+    Whoever writes statuses first updates this row, which takes its lock
+    until commit (a row lock in PostgreSQL, the write lock in SQLite), so
+    status writers queue. ``records_version`` is raised by every writer that
+    changed records; a recolour batch that evaluated on an older version
+    re-reads before it writes, so a status is never computed from records
+    that a concurrent import has since replaced.
+    """
+
+    __tablename__ = "recolor_guard"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    records_version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    writes: Mapped[int] = mapped_column(sa.BigInteger, default=0)

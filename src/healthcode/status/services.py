@@ -18,6 +18,8 @@ Reading a status (:func:`current_status`) re-evaluates on the spot when its
 from __future__ import annotations
 
 import functools
+import multiprocessing
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +47,7 @@ from healthcode.rules.ruleset import RuleSet, load_rule_set
 from healthcode.status.engine import Evaluation, evaluate
 from healthcode.status.errors import UnknownResident
 from healthcode.status.facts import Area, ResidentRecords, area_prefix, build_facts
-from healthcode.status.models import Status, StatusEvent
+from healthcode.status.models import RecolorGuard, Status, StatusEvent
 
 log = structlog.get_logger(__name__)
 
@@ -209,8 +211,13 @@ def _read_statuses(
     }
 
 
-def _recolor(
-    connection: Connection,
+@dataclass(slots=True)
+class _Changes:
+    upserts: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def _compute(
     residents: dict[int, ResidentRecords],
     stored: dict[int, tuple[str, Any, Any, Any, Any]],
     areas: Sequence[Area],
@@ -218,12 +225,9 @@ def _recolor(
     now: datetime,
     cause: str,
     report: RecolorReport,
-    *,
-    touch_rest: Any = None,
-) -> None:
-    """Evaluate ``residents`` and write the statuses that differ from ``stored``."""
-    upserts: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
+) -> _Changes:
+    """Evaluate ``residents``; keep the statuses that differ from ``stored``."""
+    changes = _Changes([], [])
     for rid, records in residents.items():
         result: Evaluation = evaluate(rule_set, build_facts(records, areas, now), now)
         report.residents += 1
@@ -238,7 +242,7 @@ def _recolor(
         )
         if old is not None and old == new:
             continue
-        upserts.append(
+        changes.upserts.append(
             {
                 "resident_id": rid,
                 "colour": result.colour,
@@ -252,7 +256,7 @@ def _recolor(
         )
         old_colour = old[0] if old is not None else None
         if old_colour != result.colour:
-            events.append(
+            changes.events.append(
                 {
                     "resident_id": rid,
                     "at": now,
@@ -262,19 +266,55 @@ def _recolor(
                     "cause": cause,
                 }
             )
-    if upserts:
-        connection.execute(_upsert_statement(connection), upserts)
-        report.written += len(upserts)
-    if events:
-        connection.execute(sa.insert(StatusEvent), events)
+    return changes
+
+
+def _write(
+    connection: Connection,
+    changes: _Changes,
+    report: RecolorReport,
+    now: datetime,
+    touch_rest: Any = None,
+) -> None:
+    if changes.upserts:
+        connection.execute(_upsert_statement(connection), changes.upserts)
+        report.written += len(changes.upserts)
+    if changes.events:
+        connection.execute(sa.insert(StatusEvent), changes.events)
         # The first colour a resident ever gets is not a change of colour.
-        report.colour_changes += sum(1 for e in events if e["old_colour"] is not None)
+        report.colour_changes += sum(
+            1 for event in changes.events if event["old_colour"] is not None
+        )
     if touch_rest is not None:
         # Unchanged statuses were still checked just now; one statement says
         # so for the whole batch instead of rewriting each row.
         connection.execute(
             sa.update(Status).where(touch_rest, Status.as_of < now).values(as_of=now)
         )
+
+
+def _take_guard(connection: Connection, *, records_changed: bool) -> int:
+    """Queue behind other status writers; return the records version."""
+    values: dict[str, Any] = {"writes": RecolorGuard.writes + 1}
+    if records_changed:
+        values["records_version"] = RecolorGuard.records_version + 1
+    version = connection.execute(
+        sa.update(RecolorGuard)
+        .where(RecolorGuard.id == 1)
+        .values(**values)
+        .returning(RecolorGuard.records_version)
+    ).scalar_one_or_none()
+    if version is None:
+        raise RuntimeError("The recolour guard row is missing; run the migrations.")
+    return int(version)
+
+
+def _records_version(connection: Connection) -> int:
+    return int(
+        connection.execute(
+            sa.select(RecolorGuard.records_version).where(RecolorGuard.id == 1)
+        ).scalar_one()
+    )
 
 
 @functools.cache
@@ -302,15 +342,18 @@ def recolor_residents(
     cause: str,
     *,
     rule_set: RuleSet | None = None,
+    records_changed: bool = True,
 ) -> int:
     """Re-evaluate these residents inside ``session``'s transaction.
 
-    Returns how many of them changed colour.
+    Call it in the transaction that changed their records, so the new
+    statuses commit with the records. Returns how many changed colour.
     """
     rule_set = rule_set or active_rule_set()
     connection = session.connection()
     ids = sorted(set(resident_ids))
     report = RecolorReport()
+    _take_guard(connection, records_changed=records_changed)
     areas = load_areas(connection, now)
     for start in range(0, len(ids), ID_SLICE):
         chunk = ids[start : start + ID_SLICE]
@@ -318,7 +361,8 @@ def recolor_residents(
             connection, lambda column, c=chunk: column.in_(c), Resident.id.in_(chunk)
         )
         stored = _read_statuses(connection, Status.resident_id.in_(chunk))
-        _recolor(connection, residents, stored, areas, rule_set, now, cause, report)
+        changes = _compute(residents, stored, areas, rule_set, now, cause, report)
+        _write(connection, changes, report, now)
     log.info(
         "recolored",
         cause=cause,
@@ -329,6 +373,70 @@ def recolor_residents(
     return report.colour_changes
 
 
+def _recolor_range(
+    engine: Engine,
+    start: int,
+    end: int,
+    areas: Sequence[Area],
+    rule_set: RuleSet,
+    now: datetime,
+    cause: str,
+) -> RecolorReport:
+    """One batch of a full recolour: read, evaluate, then write under the guard.
+
+    Reading and evaluating happen outside any write lock, so that several
+    processes can share the work; only the write queues. A batch that finds
+    the records changed under it re-reads inside the lock before writing.
+    """
+    report = RecolorReport()
+    span = Resident.id.between(start, end)
+
+    def read(connection: Connection, into: RecolorReport) -> _Changes:
+        residents = _read_records(
+            connection, lambda column: column.between(start, end), span
+        )
+        stored = _read_statuses(connection, Status.resident_id.between(start, end))
+        return _compute(residents, stored, areas, rule_set, now, cause, into)
+
+    with engine.connect() as connection:
+        seen = _records_version(connection)
+        changes = read(connection, report)
+        connection.rollback()
+    with engine.begin() as connection:
+        if _take_guard(connection, records_changed=False) != seen:
+            report = RecolorReport()
+            changes = read(connection, report)
+        _write(connection, changes, report, now, touch_rest=_status_span(start, end))
+    return report
+
+
+def _status_span(start: int, end: int) -> Any:
+    return Status.resident_id.between(start, end)
+
+
+# A full recolour's worker processes each hold one engine, made from the
+# database URL when the process starts (connections never cross a fork).
+_worker_engine: Engine | None = None
+
+
+def _worker_start(url: str) -> None:
+    global _worker_engine
+    from healthcode.db import make_engine
+
+    _worker_engine = make_engine(url)
+
+
+def _worker_batch(
+    args: tuple[int, int, Sequence[Area], datetime, str],
+) -> RecolorReport:
+    start, end, areas, now, cause = args
+    if _worker_engine is None:
+        raise RuntimeError("A recolour worker was used before it started.")
+    return _recolor_range(
+        _worker_engine, start, end, areas, active_rule_set(), now, cause
+    )
+
+
 def recolor_all(
     engine: Engine,
     now: datetime,
@@ -337,10 +445,15 @@ def recolor_all(
     rule_set: RuleSet | None = None,
     progress: Callable[[int], None] | None = None,
     batch: int = BATCH,
+    workers: int | None = None,
 ) -> RecolorReport:
-    """Re-evaluate every resident, one committed id range at a time."""
-    rule_set = rule_set or active_rule_set()
-    report = RecolorReport()
+    """Re-evaluate every resident, one committed id range at a time.
+
+    With ``workers`` above one (the default is one per CPU) the ranges are
+    shared among that many processes, each with its own connections; a
+    custom ``rule_set`` or an in-memory database keeps the work in-process.
+    """
+    total = RecolorReport()
     started = _monotonic()
     with engine.connect() as connection:
         low, high = connection.execute(
@@ -348,39 +461,50 @@ def recolor_all(
         ).one()
         areas = load_areas(connection, now)
     if low is None:
-        return report
-    for start in range(low, high + 1, batch):
-        end = start + batch - 1
-        with engine.begin() as connection:
-            before = report.residents
-            residents = _read_records(
-                connection,
-                lambda column, s=start, e=end: column.between(s, e),
-                Resident.id.between(start, end),
-            )
-            stored = _read_statuses(connection, Status.resident_id.between(start, end))
-            _recolor(
-                connection,
-                residents,
-                stored,
-                areas,
-                rule_set,
-                now,
-                cause,
-                report,
-                touch_rest=Status.resident_id.between(start, end),
-            )
+        return total
+    ranges = [(start, start + batch - 1) for start in range(low, high + 1, batch)]
+    url = engine.url
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (
+        None,
+        "",
+        ":memory:",
+    )
+    if workers is None:
+        workers = os.cpu_count() or 1
+    workers = min(workers, len(ranges))
+
+    def add(part: RecolorReport) -> None:
+        total.residents += part.residents
+        total.written += part.written
+        total.colour_changes += part.colour_changes
+        total.rule_failures += part.rule_failures
         if progress is not None:
-            progress(report.residents - before)
-    report.seconds = _monotonic() - started
+            progress(part.residents)
+
+    if workers <= 1 or rule_set is not None or in_memory:
+        chosen = rule_set or active_rule_set()
+        for start, end in ranges:
+            add(_recolor_range(engine, start, end, areas, chosen, now, cause))
+    else:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(
+            workers,
+            initializer=_worker_start,
+            initargs=(url.render_as_string(hide_password=False),),
+        ) as pool:
+            jobs = [(start, end, areas, now, cause) for start, end in ranges]
+            for part in pool.imap_unordered(_worker_batch, jobs):
+                add(part)
+    total.seconds = _monotonic() - started
     log.info(
         "recolored_all",
-        residents=report.residents,
-        written=report.written,
-        colour_changes=report.colour_changes,
-        seconds=round(report.seconds, 3),
+        residents=total.residents,
+        written=total.written,
+        colour_changes=total.colour_changes,
+        workers=workers,
+        seconds=round(total.seconds, 3),
     )
-    return report
+    return total
 
 
 def recolor_due(
@@ -422,7 +546,9 @@ def current_status(session: Session, resident_id: int, now: datetime) -> StatusV
     if status is None or (status.recheck_at is not None and status.recheck_at <= now):
         if session.get(Resident, resident_id) is None:
             raise UnknownResident("No resident has that identity document.")
-        recolor_residents(session, [resident_id], now, "time")
+        recolor_residents(
+            session, [resident_id], now, "time", records_changed=False
+        )
         session.flush()
         session.expire_all()
         status = session.get(Status, resident_id)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-04 13:43:34.591668
+Create Date: 2026-12-04 13:57:46.181877
 """
 
 from alembic import op
@@ -37,6 +37,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_feed_imports')),
     comment='One row per file handed to the importer.'
     )
+    op.create_table('recolor_guard',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('records_version', sa.BigInteger(), nullable=False),
+    sa.Column('writes', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recolor_guard'))
+    )
+    # The single row that every status writer locks; see RecolorGuard.
+    op.execute("INSERT INTO recolor_guard (id, records_version, writes) VALUES (1, 0, 0)")
     op.create_table('residents',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('doc_kind', sa.String(length=24), nullable=False, comment='Document kind, see identity.documents.DocumentKind.'),
@@ -291,5 +299,6 @@ def downgrade() -> None:
 
     op.drop_table('case_reports')
     op.drop_table('residents')
+    op.drop_table('recolor_guard')
     op.drop_table('feed_imports')
     # ### end Alembic commands ###
