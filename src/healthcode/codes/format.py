@@ -526,8 +526,12 @@ class Issuer:
     ) -> str:
         if not isinstance(masked_name, str):
             raise CodeParameterError("The masked name must be a string.")
-        if status_index is not None and (
-            not isinstance(status_index, int) or not 0 <= status_index <= _MAX_UINT32
+        if (purpose is Purpose.PAPER) != (status_index is not None) or (
+            status_index is not None
+            and (
+                not isinstance(status_index, int)
+                or not 0 <= status_index <= _MAX_UINT32
+            )
         ):
             raise CodeParameterError(
                 "A paper code needs a status list index between 0 and 2**32 - 1."
