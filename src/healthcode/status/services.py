@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
@@ -276,11 +277,15 @@ def _write(
     now: datetime,
     touch_rest: Any = None,
 ) -> None:
-    if changes.upserts:
-        connection.execute(_upsert_statement(connection), changes.upserts)
-        report.written += len(changes.upserts)
+    if connection.dialect.name == "postgresql":
+        _write_postgres(connection, changes)
+    else:
+        if changes.upserts:
+            connection.execute(_upsert_statement(connection), changes.upserts)
+        if changes.events:
+            connection.execute(sa.insert(StatusEvent), changes.events)
+    report.written += len(changes.upserts)
     if changes.events:
-        connection.execute(sa.insert(StatusEvent), changes.events)
         # The first colour a resident ever gets is not a change of colour.
         report.colour_changes += sum(
             1 for event in changes.events if event["old_colour"] is not None
@@ -333,6 +338,64 @@ def _upsert_for(dialect_name: str) -> Any:
 
 def _upsert_statement(connection: Connection) -> Any:
     return _upsert_for(connection.dialect.name)
+
+
+_STATUS_COLUMNS = (
+    "resident_id",
+    "colour",
+    "reasons",
+    "as_of",
+    "changes_at",
+    "changes_to",
+    "recheck_at",
+    "rule_set",
+)
+_EVENT_COLUMNS = ("resident_id", "at", "old_colour", "new_colour", "reasons", "cause")
+
+
+def _copy_rows(
+    cursor: Any, table: str, columns: Sequence[str], rows: list[Any]
+) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    orjson.dumps(row[name]).decode() if name == "reasons" else row[name]
+                    for name in columns
+                ]
+            )
+
+
+def _write_postgres(connection: Connection, changes: _Changes) -> None:
+    """Statuses and events through COPY, the bulk path PostgreSQL is built for.
+
+    psycopg sends an executemany as one statement per row, and SQLAlchemy's
+    multi-row VALUES costs more to compile than to run; COPY into a
+    transaction-local table and one ``INSERT ... ON CONFLICT`` from it is
+    several times faster than either.
+    """
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if changes.upserts:
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS statuses_incoming"
+                " (LIKE statuses) ON COMMIT DELETE ROWS"
+            )
+            _copy_rows(cursor, "statuses_incoming", _STATUS_COLUMNS, changes.upserts)
+            updates = ", ".join(
+                f"{name} = EXCLUDED.{name}" for name in _STATUS_COLUMNS[1:]
+            )
+            columns = ", ".join(_STATUS_COLUMNS)
+            cursor.execute(
+                f"INSERT INTO statuses ({columns})"
+                f" SELECT {columns} FROM statuses_incoming"
+                f" ON CONFLICT (resident_id) DO UPDATE SET {updates}"
+            )
+            cursor.execute("DELETE FROM statuses_incoming")
+        if changes.events:
+            _copy_rows(cursor, "status_events", _EVENT_COLUMNS, changes.events)
+    finally:
+        cursor.close()
 
 
 def recolor_residents(
@@ -546,9 +609,7 @@ def current_status(session: Session, resident_id: int, now: datetime) -> StatusV
     if status is None or (status.recheck_at is not None and status.recheck_at <= now):
         if session.get(Resident, resident_id) is None:
             raise UnknownResident("No resident has that identity document.")
-        recolor_residents(
-            session, [resident_id], now, "time", records_changed=False
-        )
+        recolor_residents(session, [resident_id], now, "time", records_changed=False)
         session.flush()
         session.expire_all()
         status = session.get(Status, resident_id)
