@@ -179,7 +179,7 @@ def test_longest_masked_name_is_accepted(issuer: Issuer, verifier: Verifier) -> 
     assert code.masked_name == name
 
 
-@pytest.mark.parametrize("resident_id", [0, -1, 2**48, "42", 4.0])
+@pytest.mark.parametrize("resident_id", [0, -1, 2**48, "42", 4.0, True])
 def test_resident_ids_outside_48_bits_are_refused(
     issuer: Issuer, resident_id: object
 ) -> None:
@@ -187,7 +187,7 @@ def test_resident_ids_outside_48_bits_are_refused(
         issuer.screen_code(resident_id, "张**", Colour.GREEN, NOW)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("index", [-1, 2**32, "7", None])
+@pytest.mark.parametrize("index", [-1, 2**32, "7", None, False])
 def test_status_indices_outside_32_bits_are_refused(
     issuer: Issuer, index: object
 ) -> None:

@@ -368,7 +368,7 @@ class SubjectSealer:
 
     def seal(self, resident_id: int, nonce: bytes) -> bytes:
         """Return the 16-byte subject reference of ``resident_id``."""
-        if not isinstance(resident_id, int) or not 0 < resident_id <= _MAX_RESIDENT_ID:
+        if not _is_whole(resident_id, 1, _MAX_RESIDENT_ID):
             raise CodeParameterError(
                 "The resident id must be a positive integer below 2**48."
             )
@@ -526,12 +526,9 @@ class Issuer:
     ) -> str:
         if not isinstance(masked_name, str):
             raise CodeParameterError("The masked name must be a string.")
-        if (purpose is Purpose.PAPER) != (status_index is not None) or (
-            status_index is not None
-            and (
-                not isinstance(status_index, int)
-                or not 0 <= status_index <= _MAX_UINT32
-            )
+        wants_index = purpose is Purpose.PAPER
+        if wants_index != (status_index is not None) or (
+            wants_index and not _is_whole(status_index, 0, _MAX_UINT32)
         ):
             raise CodeParameterError(
                 "A paper code needs a status list index between 0 and 2**32 - 1."
@@ -577,7 +574,7 @@ def _check_content(content: CodeContent) -> None:
         if content.colour is not None:
             raise CodeParameterError("A paper code carries no colour.")
         index = content.status_index
-        if not isinstance(index, int) or not 0 <= index <= _MAX_UINT32:
+        if not _is_whole(index, 0, _MAX_UINT32):
             raise CodeParameterError(
                 "A paper code needs a status list index between 0 and 2**32 - 1."
             )
@@ -606,6 +603,13 @@ def _check_name(name: str) -> None:
                 f"A masked name holds the character U+{ord(char):04X}, which a"
                 " name cannot hold."
             )
+
+
+def _is_whole(value: object, low: int, high: int) -> bool:
+    # A bool is an int to Python, but True is no resident and no index.
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    )
 
 
 def _seconds(at: datetime) -> int:
