@@ -1,0 +1,271 @@
+"""Reading feed files, CSV or NDJSON, into raw rows with their line numbers.
+
+Readers know nothing of what a row means. They turn each record of the file
+into a dictionary of the values it carries (an empty CSV cell or a JSON
+``null`` is simply absent) and report the line on which the record starts,
+counting the file's own lines from 1, so a sender can find it in an editor.
+A line that cannot be read at all becomes a :class:`BadLine`; the reader then
+goes on with the next one.
+
+Both readers take the file as bytes, line by line, so that an invalid UTF-8
+sequence spoils only its own line and so that the caller can follow progress
+by file position.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import orjson
+
+from healthcode.feeds.errors import FeedFileUnreadable, UnknownFeedFormat
+
+__all__ = [
+    "BadLine",
+    "FeedFile",
+    "FileFormat",
+    "RawRow",
+    "detect_format",
+]
+
+FileFormat = Literal["csv", "ndjson"]
+
+_SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class RawRow:
+    """One record as read: its first line and its non-empty values."""
+
+    line: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A record that could not be read, or a fault in the CSV header."""
+
+    line: int
+    field: str | None
+    reason: str
+
+
+def detect_format(path: Path) -> FileFormat:
+    """Tell the format from the file name: ``.csv``, or ``.ndjson``/``.jsonl``."""
+    try:
+        return _SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise UnknownFeedFormat(
+            f"The file {path.name} does not end in .csv, .ndjson or .jsonl,"
+            " so its format is unknown."
+        ) from None
+
+
+@dataclass
+class _Progress:
+    """What has been read so far, shared between the line source and its reader."""
+
+    digest: Any = field(default_factory=hashlib.sha256)
+    undecodable: set[int] = field(default_factory=set)
+    line: int = 0
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+class FeedFile:
+    """An open feed file of one kind, read once, front to back.
+
+    ``columns`` are the columns the kind has and ``required`` those a CSV
+    header must name. For CSV, :attr:`problems` lists what is wrong with the
+    header; a file with such problems has no usable rows. :attr:`sha256` and
+    :attr:`position` grow as :meth:`rows` is consumed.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        columns: Iterable[str],
+        required: Iterable[str],
+        file_format: FileFormat | None = None,
+    ) -> None:
+        self.path = path
+        self.format: FileFormat = file_format or detect_format(path)
+        self.columns = tuple(columns)
+        self.required = frozenset(required)
+        try:
+            self._file: BinaryIO = path.open("rb")
+            self.size = path.stat().st_size
+        except OSError as exc:
+            raise FeedFileUnreadable(
+                f"The file {path.name} cannot be read: {exc.strerror or exc}."
+            ) from None
+        self._state = _Progress()
+        self._header: list[str] | None = None
+        self.problems: list[BadLine] = []
+        self._csv: Iterator[list[str]] | None = None
+        self._reader: Any = None
+        if self.format == "csv":
+            self._open_csv()
+
+    def __enter__(self) -> FeedFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def sha256(self) -> str:
+        """The digest of the bytes read so far (of the whole file once read)."""
+        return self._state.digest.hexdigest()
+
+    @property
+    def position(self) -> int:
+        """How many bytes of the file have been read."""
+        return self._file.tell()
+
+    def _lines(self) -> Iterator[bytes]:
+        state = self._state
+        for raw in self._file:
+            state.digest.update(raw)
+            state.line += 1
+            if state.line == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            yield raw
+
+    def _decoded(self) -> Iterator[str]:
+        for raw in self._lines():
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._state.undecodable.add(self._state.line)
+                yield raw.decode("utf-8", errors="replace")
+
+    def _open_csv(self) -> None:
+        self._reader = csv.reader(self._decoded(), strict=True)
+        try:
+            header = next(self._reader, None)
+            while header is not None and not header:
+                header = next(self._reader, None)
+        except csv.Error:
+            header = None
+        if header is None:
+            self.problems.append(
+                BadLine(
+                    1,
+                    None,
+                    "The file has no header line; a CSV feed starts with a line"
+                    " naming its columns.",
+                )
+            )
+            return
+        if self._state.undecodable:
+            self.problems.append(
+                BadLine(1, None, "The header line is not valid UTF-8.")
+            )
+            return
+        names = [name.strip() for name in header]
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                self.problems.append(
+                    BadLine(1, name, "The header names this column twice.")
+                )
+            seen.add(name)
+            if name not in self.columns:
+                self.problems.append(
+                    BadLine(
+                        1,
+                        name or None,
+                        "The header names a column this feed kind does not have.",
+                    )
+                )
+        for name in self.columns:
+            if name in self.required and name not in seen:
+                self.problems.append(
+                    BadLine(1, name, "The header lacks this required column.")
+                )
+        self._header = names
+
+    def rows(self) -> Iterator[RawRow | BadLine]:
+        """Yield each record, or a :class:`BadLine` where one cannot be read."""
+        if self.problems:
+            return
+        if self.format == "csv":
+            yield from self._csv_rows()
+        else:
+            yield from self._ndjson_rows()
+
+    def _csv_rows(self) -> Iterator[RawRow | BadLine]:
+        reader = self._reader
+        header = self._header
+        if header is None:
+            return
+        width = len(header)
+        state = self._state
+        while True:
+            start = state.line + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield BadLine(start, None, f"The line is not valid CSV: {exc}.")
+                continue
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue
+            if state.undecodable and any(
+                start <= line <= state.line for line in state.undecodable
+            ):
+                yield BadLine(start, None, "The line is not valid UTF-8.")
+                continue
+            if len(cells) != width:
+                yield BadLine(
+                    start,
+                    None,
+                    f"The row has {len(cells)} fields but the header names {width}.",
+                )
+                continue
+            yield RawRow(
+                start,
+                {
+                    name: cell
+                    for name, cell in zip(header, cells, strict=True)
+                    if cell.strip()
+                },
+            )
+
+    def _ndjson_rows(self) -> Iterator[RawRow | BadLine]:
+        state = self._state
+        for raw in self._lines():
+            if not raw.strip():
+                continue
+            try:
+                item = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                yield BadLine(state.line, None, "The line is not valid JSON in UTF-8.")
+                continue
+            if not isinstance(item, dict):
+                yield BadLine(state.line, None, "The line is not a JSON object.")
+                continue
+            yield RawRow(
+                state.line,
+                {key: value for key, value in item.items() if _present(value)},
+            )
