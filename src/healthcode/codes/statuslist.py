@@ -162,11 +162,10 @@ def build_status_list(
                 f"The status list index {index!r} is outside the index space"
                 f" of {index_space}."
             )
-        if colour is Colour.GREEN:
-            continue
-        if colour not in by_colour:
+        if not isinstance(colour, Colour):
             raise CodeParameterError(f"The colour {colour!r} is not a Colour.")
-        by_colour[colour].append(index)
+        if colour is not Colour.GREEN:
+            by_colour[colour].append(index)
 
     entries = bytearray()
     for colour in LISTED_COLOURS:
