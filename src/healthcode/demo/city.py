@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -429,16 +429,16 @@ def build_city(
             number = _passport_number(rng, layout, numbers)
             people.append(
                 Person(
-                    index,
-                    role,
-                    "passport",
-                    country,
-                    number,
-                    number,
-                    name,
-                    _birth(rng, today, 20, 60),
-                    district,
-                    street,
+                    index=index,
+                    role=role,
+                    doc_kind="passport",
+                    doc_country=country,
+                    doc_number=number,
+                    written_number=number,
+                    name=name,
+                    birth_date=_birth(rng, today, 20, 60),
+                    region_code=district,
+                    street=street,
                 )
             )
             continue
@@ -458,19 +458,19 @@ def build_city(
             name = rng.choice(_SURNAMES) + given
         people.append(
             Person(
-                index,
-                role,
-                "cn-id",
-                "",
-                number,
-                number,
-                name,
-                birth,
-                district,
-                street,
+                index=index,
+                role=role,
+                doc_kind="cn-id",
+                doc_country="",
+                doc_number=number,
+                written_number=number,
+                name=name,
+                birth_date=birth,
+                region_code=district,
+                street=street,
             )
         )
-    _special_forms(people, rng, today, numbers)
+    _special_forms(people, rng, numbers)
     by_role: dict[str, list[int]] = {}
     for person in people:
         by_role.setdefault(person.role, []).append(person.index)
@@ -521,61 +521,39 @@ def _passport_number(rng: random.Random, layout: str, taken: set[str]) -> str:
             return number
 
 
-def _special_forms(
-    people: list[Person], rng: random.Random, today: date, taken: set[str]
-) -> None:
+def _special_forms(people: list[Person], rng: random.Random, taken: set[str]) -> None:
     """Give a few plain residents the number forms that software gets wrong."""
     plain = [p for p in people if p.role == "plain" and p.index >= len(_HARD_NAMES)]
     # Three residents whose check character is X, written lowercase by the
     # registry; the number must be accepted and stored with a capital X.
     with_x = [p for p in plain if p.doc_number.endswith("X")][:3]
     for person in with_x:
-        people[person.index] = _replace(person, written=person.doc_number[:-1] + "x")
+        people[person.index] = replace(
+            person, written_number=person.doc_number[:-1] + "x"
+        )
     # One resident, born in 1962, still registered with the 15-digit number of
     # a first-generation card issued in Beilin district, which has kept its
     # code since. The stored key is the 18-digit form.
     rest = [p for p in plain if p not in with_x]
-    if rest:
-        person = rest[0]
-        birth = date(1962, rng.randint(1, 12), rng.randint(1, 28))
-        while True:
-            sequence = f"{rng.randint(1, 999):03d}"
-            short = f"{_LEGACY_PREFIX}{birth:%y%m%d}{sequence}"
-            body = f"{_LEGACY_PREFIX}{birth:%Y%m%d}{sequence}"
-            full = body + mod11_2_check(body)
-            if full not in taken:
-                taken.add(full)
-                break
-        people[person.index] = Person(
-            person.index,
-            person.role,
-            "cn-id",
-            "",
-            full,
-            short,
-            person.name,
-            birth,
-            person.region_code,
-            person.street,
-        )
+    if not rest:
+        return
+    birth = date(1962, rng.randint(1, 12), rng.randint(1, 28))
+    while True:
+        sequence = f"{rng.randint(1, 999):03d}"
+        body = f"{_LEGACY_PREFIX}{birth:%Y%m%d}{sequence}"
+        full = body + mod11_2_check(body)
+        if full not in taken:
+            taken.add(full)
+            break
+    people[rest[0].index] = replace(
+        rest[0],
+        doc_number=full,
+        written_number=f"{_LEGACY_PREFIX}{birth:%y%m%d}{sequence}",
+        birth_date=birth,
+    )
 
 
 _LEGACY_PREFIX = "610103"
-
-
-def _replace(person: Person, *, written: str) -> Person:
-    return Person(
-        person.index,
-        person.role,
-        person.doc_kind,
-        person.doc_country,
-        person.doc_number,
-        written,
-        person.name,
-        person.birth_date,
-        person.region_code,
-        person.street,
-    )
 
 
 # Writing the feeds.
@@ -626,8 +604,6 @@ class _Clock:
 
     def __init__(self, city: City) -> None:
         self.zone = city.zone
-        self.day_one = city.day_one
-        self.day_two = city.day_two
 
     def text(self, moment: datetime) -> str:
         # Departments in Xi'an write local time without an offset; the

@@ -83,11 +83,6 @@ COLOURS = ("green", "yellow", "red", "grey")
 _STYLE = {"green": "green", "yellow": "yellow", "red": "red", "grey": "bright_black"}
 _WORDS = {"green": "绿码", "yellow": "黄码", "red": "红码", "grey": "灰码"}
 
-# Feed files that carry planted bad rows are imported with skip-bad, so the
-# good rows go in and the bad ones are reported; every other file is
-# all-or-nothing, the importer's default.
-_SKIP_BAD = frozenset({"identities", "lab-results"})
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -301,7 +296,10 @@ def _import_all(
     settings = get_settings()
     city = result.city
     moment = city.day_one if day == 1 else city.day_two
-    skipping = [f.path.name for f in files if f.kind in _SKIP_BAD and f.planted]
+    # Files that carry planted bad rows are imported with skip-bad, so the
+    # good rows go in and the bad ones are reported; every other file is
+    # all-or-nothing, the importer's default.
+    skipping = [f.path.name for f in files if f.planted]
     if skipping:
         console.print(
             f"{' and '.join(skipping)} hold rows the sender got wrong; they are"
@@ -328,7 +326,7 @@ def _import_all(
                 now=moment,
                 zone=settings.tz,
                 future_skew=settings.future_skew,
-                skip_bad=feed.kind in _SKIP_BAD and bool(feed.planted),
+                skip_bad=bool(feed.planted),
                 recolor=recolor_residents if recolor else None,
                 progress=advance,
             )
