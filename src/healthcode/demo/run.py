@@ -102,6 +102,8 @@ class Change:
     new: str
     rules: tuple[str, ...]
     causes: tuple[str, ...]
+    #: The risk areas named by the new colour's reasons, if any.
+    places: tuple[str, ...] = ()
 
 
 @dataclass
@@ -413,6 +415,7 @@ def _changes(
     }
     causes: dict[int, list[str]] = defaultdict(list)
     new_rules: dict[int, set[str]] = defaultdict(set)
+    places: dict[int, list[str]] = defaultdict(list)
     with engine.connect() as connection:
         events = connection.execute(
             sa.select(StatusEvent.resident_id, StatusEvent.cause).where(
@@ -421,13 +424,19 @@ def _changes(
         )
         for rid, cause in events:
             if rid in changed:
-                label = kinds.get(cause, "time" if cause == "time" else cause)
+                label = kinds.get(cause, cause)
                 if label not in causes[rid]:
                     causes[rid].append(label)
         query = sa.select(Status.resident_id, Status.colour, Status.reasons)
         for rid, colour, reasons in connection.execute(query):
-            if rid in changed:
-                new_rules[rid] = {r["rule"] for r in reasons if r["colour"] == colour}
+            if rid not in changed:
+                continue
+            holding = [r for r in reasons if r["colour"] == colour]
+            new_rules[rid] = {r["rule"] for r in holding}
+            for reason in holding:
+                place = _area_name(reason.get("evidence") or {})
+                if place and place not in places[rid]:
+                    places[rid].append(place)
     changes = []
     for rid in sorted(changed):
         old_colour, old_rules = before[rid]
@@ -445,6 +454,7 @@ def _changes(
                 new_colour,
                 rules,
                 tuple(causes.get(rid, ())),
+                tuple(places.get(rid, ())),
             )
         )
     return changes
@@ -673,15 +683,22 @@ def _evidence(reason: dict[str, Any]) -> str:
         return "the resident's identity record"
     text = f"{ref.get('kind')} {ref.get('recordId')} from {ref.get('department')}"
     if "minutes" in evidence:
-        code = evidence.get("areaCode") or ""
-        place = divisions.full_name(code) if divisions.is_known(code) else code
-        place += evidence.get("areaName") or ""
+        place = _area_name(evidence)
         area = (evidence.get("areaRef") or {}).get("recordId")
         hours, minutes = divmod(int(evidence["minutes"]), 60)
         text += f"; {hours} h {minutes} min in {place} (risk area {area})"
         if evidence.get("via"):
             text += f", passing {', '.join(evidence['via'])}"
     return text
+
+
+def _area_name(evidence: dict[str, Any]) -> str:
+    """The full name of a risk stay's area, e.g. 陕西省西安市雁塔区小寨路街道."""
+    code = evidence.get("areaCode") or ""
+    if not code:
+        return ""
+    place = divisions.full_name(code) if divisions.is_known(code) else code
+    return place + (evidence.get("areaName") or "")
 
 
 def _print_changes(console: Console, result: DemoResult) -> None:
@@ -765,7 +782,9 @@ def _why(change: Change) -> str:
         text = "no longer " + ", ".join(words) if words else "rules ended"
     else:
         text = ", ".join(words)
-    return f"{text} ({causes})" if causes else text
+        if change.places:
+            text += f" ({', '.join(change.places)})"
+    return f"{text}, by {causes}" if causes else text
 
 
 def _print_steps(console: Console, result: DemoResult) -> None:
