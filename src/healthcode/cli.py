@@ -25,12 +25,17 @@ def _register() -> None:
     from healthcode.bench.recolor import bench_recolor_command
     from healthcode.demo.cli import demo_command
     from healthcode.feeds.cli import import_command
-    from healthcode.status.cli import recolor_command, status_command
+    from healthcode.status.cli import (
+        recolor_command,
+        register_command,
+        status_command,
+    )
 
     app.command("demo")(demo_command)
     app.command("import")(import_command)
     app.command("status")(status_command)
     app.command("recolor")(recolor_command)
+    app.command("register")(register_command)
     bench_app.command("recolor")(bench_recolor_command)
     try:
         from healthcode.codes.cli import bench_codes, keys_app

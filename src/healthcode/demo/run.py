@@ -64,6 +64,7 @@ from healthcode.identity import divisions
 from healthcode.identity.documents import parse_document
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
+from healthcode.identity.services import register_resident
 from healthcode.status.models import Status, StatusEvent
 from healthcode.status.services import (
     StatusView,
@@ -259,28 +260,28 @@ def _register_visitors(engine: Engine, city: City) -> None:
 
     A visitor registers in the app with a passport; no mainland registry
     confirms a passport, so the resident stays grey ("identity being
-    confirmed") until an entry record or an official does. The demo stands
-    in for those registrations with one insert.
+    confirmed") until an entry record or an official does. They go through
+    the same registration service the app uses.
     """
-    rows = [
-        {
-            "doc_kind": person.doc_kind,
-            "doc_country": person.doc_country,
-            "doc_number": person.doc_number,
-            "name": person.name,
-            "birth_date": person.birth_date,
-            "region_code": person.region_code,
-            "street": person.street,
-            "identity_state": "pending",
-            "identity_confirmed_at": None,
-            "registered_at": city.day_one - timedelta(hours=30),
-        }
-        for person in city.people
-        if person.is_visitor
-    ]
-    if rows:
-        with engine.begin() as connection:
-            connection.execute(sa.insert(Resident.__table__), rows)
+    registered_at = city.day_one - timedelta(hours=30)
+    with Session(engine) as session, session.begin():
+        for person in city.people:
+            if not person.is_visitor:
+                continue
+            document = parse_document(
+                person.doc_kind,
+                person.doc_number,
+                person.doc_country,
+                today=registered_at.date(),
+            )
+            resident = register_resident(
+                session,
+                document,
+                person.name,
+                registered_at,
+                region_code=person.region_code,
+            )
+            resident.street = person.street
 
 
 # Importing and recolouring.

@@ -24,3 +24,15 @@ class UnknownDivision(HealthcodeError):
     """A GB/T 2260 division code is malformed or not in the code table."""
 
     code = "unknown_division"
+
+
+class AlreadyRegistered(HealthcodeError):
+    """A resident with this identity document is already registered."""
+
+    code = "already_registered"
+
+
+class UnknownResident(HealthcodeError):
+    """No resident matches the identity document given."""
+
+    code = "unknown_resident"

@@ -21,7 +21,7 @@ from healthcode.errors import HealthcodeError
 from healthcode.identity.documents import parse_document
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
-from healthcode.status.errors import UnknownResident
+from healthcode.identity.services import get_resident, register_resident
 from healthcode.status.services import (
     current_status,
     recolor_all,
@@ -81,17 +81,18 @@ def status_command(
         doc = parse_document(kind, document, country, today=now.date())
         engine = open_database()
         with Session(engine) as session, session.begin():
-            resident = session.scalars(
-                sa.select(Resident).where(
-                    Resident.doc_kind == doc.key[0],
-                    Resident.doc_country == doc.key[1],
-                    Resident.doc_number == doc.key[2],
-                )
-            ).one_or_none()
-            if resident is None:
-                raise UnknownResident("No resident has that identity document.")
+            resident = get_resident(session, doc)
             view = current_status(session, resident.id, now)
-            history = status_history(session, resident.id)
+            history = [
+                {
+                    "at": event.at,
+                    "from": event.old_colour,
+                    "to": event.new_colour,
+                    "cause": event.cause,
+                    "rules": [reason["rule"] for reason in event.reasons],
+                }
+                for event in status_history(session, resident.id)
+            ]
             masked = mask_name(resident.name)
             masked_doc = doc.masked()
     except HealthcodeError as exc:
@@ -108,16 +109,7 @@ def status_command(
             "changesTo": view.changes_to,
             "ruleSet": view.rule_set,
             "reasons": view.reasons,
-            "history": [
-                {
-                    "at": event.at.isoformat(),
-                    "from": event.old_colour,
-                    "to": event.new_colour,
-                    "cause": event.cause,
-                    "rules": [reason["rule"] for reason in event.reasons],
-                }
-                for event in history
-            ],
+            "history": [dict(event, at=event["at"].isoformat()) for event in history],
         }
         sys.stdout.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
         sys.stdout.write("\n")
@@ -151,11 +143,11 @@ def status_command(
         table = Table("at", "from", "to", "cause", "rules", title="history")
         for event in history:
             table.add_row(
-                _local(event.at),
-                event.old_colour or "-",
-                event.new_colour,
-                event.cause,
-                ", ".join(reason["rule"] for reason in event.reasons) or "-",
+                _local(event["at"]),
+                event["from"] or "-",
+                event["to"],
+                event["cause"],
+                ", ".join(event["rules"]) or "-",
             )
         console.print(table)
 
@@ -194,4 +186,41 @@ def recolor_command(
         f"{report.residents} residents evaluated,"
         f" {report.colour_changes} changed colour,"
         f" {report.rule_failures} rule failures, {report.seconds:.2f} s"
+    )
+
+
+def register_command(
+    document: Annotated[str, typer.Argument(help="The identity document number.")],
+    name: Annotated[str, typer.Argument(help="The name as on the document.")],
+    kind: Annotated[
+        str, typer.Option(help="Document kind: cn-id, passport, hk-mo-permit, ...")
+    ] = "cn-id",
+    country: Annotated[
+        str, typer.Option(help="Issuing country (ISO alpha-3), for passports.")
+    ] = "",
+    region: Annotated[
+        str | None, typer.Option(help="GB/T 2260 county code of residence.")
+    ] = None,
+) -> None:
+    """Register a resident; grey until the identity registry confirms them."""
+    console = Console()
+    now = datetime.now(UTC)
+    try:
+        doc = parse_document(kind, document, country, today=now.date())
+        if region is not None:
+            from healthcode.identity.divisions import division
+
+            division(region)
+        engine = open_database()
+        with Session(engine) as session, session.begin():
+            resident = register_resident(session, doc, name, now, region_code=region)
+            view = current_status(session, resident.id, now)
+            masked = mask_name(resident.name)
+    except HealthcodeError as exc:
+        console.print(f"[red]error[/red] {exc.code}: {exc}")
+        raise typer.Exit(1) from None
+    reason = view.reasons[0]["text"] if view.reasons else {"zh": "", "en": ""}
+    console.print(
+        f"registered {masked} {doc.masked()}:"
+        f" [{STYLE[view.colour]}]{WORDS[view.colour]}[/] {reason['zh']} {reason['en']}"
     )
