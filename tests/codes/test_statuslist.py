@@ -177,29 +177,41 @@ def test_list_from_the_future_is_refused(
 def _entries_document(key: SigningKey, entries: bytes, space: int = 100) -> bytes:
     # A list with hand-made entries, validly signed: the reader must check
     # the entries themselves, not trust them because the signature holds.
-    header = build_status_list({}, space, key, NOW)[:25]
+    header = build_status_list({}, space, key, NOW)[:24]
     body = header + zlib.compress(entries)
     return body + key.sign(body)
 
 
 @pytest.mark.parametrize(
-    "entries",
+    ("entries", "complaint"),
     [
-        bytes([1, 0, 0, 0, 0]),  # trailing bytes after the three lists
-        bytes([2, 5, 0]),  # the yellow list ends early
-        bytes([1, 200]),  # a varint cut short
-        bytes([1, 100, 0, 0]),  # index 100 in a space of 100
-        bytes([1, 5, 1, 5, 0]),  # index 5 both yellow and red
-        bytes([0x80] * 6),  # a varint longer than five bytes
+        (bytes([1, 0, 0, 0, 0]), "damaged"),  # bytes left after the three lists
+        (bytes([2, 5, 0]), "damaged"),  # the yellow list ends early
+        (bytes([1, 200]), "damaged"),  # a varint cut short
+        (bytes([1, 100, 0, 0]), "damaged"),  # index 100 in a space of 100
+        (bytes([1, 5, 1, 5, 0]), "two colours"),  # index 5 yellow and red
+        (bytes([0x80] * 6), "damaged"),  # a varint longer than five bytes
     ],
 )
 def test_damaged_entries_are_refused(
-    signing_key: SigningKey, verifier: Verifier, entries: bytes
+    signing_key: SigningKey, verifier: Verifier, entries: bytes, complaint: str
 ) -> None:
     document = _entries_document(signing_key, entries)
 
-    with pytest.raises(InvalidStatusList):
+    with pytest.raises(InvalidStatusList, match=complaint):
         load_status_list(document, verifier, NOW)
+
+
+def test_hand_made_entries_are_read() -> None:
+    key = code_key()
+    document = _entries_document(key, bytes([1, 5, 2, 0, 3, 0]))
+
+    listed = load_status_list(document, Verifier([key.record]), NOW)
+
+    assert listed.colour_of(5) is Colour.YELLOW
+    assert listed.colour_of(0) is Colour.RED
+    assert listed.colour_of(4) is Colour.RED
+    assert listed.colour_of(1) is Colour.GREEN
 
 
 def test_entries_that_inflate_without_bound_are_refused(
