@@ -39,6 +39,8 @@ def test_the_default_rule_set_loads_with_every_rule_of_the_design():
         "YELLOW-HOME-OBSERVATION",
         "YELLOW-AFTER-RELEASE",
         "YELLOW-MEDIUM-RISK-STAY",
+        "YELLOW-DECLARED-HIGH-RISK-STAY",
+        "YELLOW-DECLARED-MEDIUM-RISK-STAY",
         "YELLOW-SYMPTOMS",
         "YELLOW-EXPOSURE",
         "YELLOW-NO-RECENT-TEST",

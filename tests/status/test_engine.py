@@ -254,8 +254,7 @@ def test_a_prefecture_level_area_covers_its_districts():
     assert result.reasons[0]["rule"] == "YELLOW-MEDIUM-RISK-STAY"
 
 
-def test_a_named_street_area_needs_that_street():
-    records = resident()
+def declare_visit(records: ResidentRecords, code: str, place: str | None) -> None:
     records.declarations.append(
         (
             1,
@@ -264,17 +263,42 @@ def test_a_named_street_area_needs_that_street():
             NOW - timedelta(hours=2),
             False,
             False,
-            "610113",
-            "小寨路街道",
+            code,
+            place,
             NOW - timedelta(days=1, hours=6),
             NOW - timedelta(days=1),
         )
     )
-    elsewhere = area("610113", "high", days_ago=5, name="曲江街道")
-    there = area("610113", "high", days_ago=5, name="小寨路街道")
+
+
+def test_a_named_street_area_needs_that_street():
+    records = resident()
+    declare_visit(records, "610113", "小寨路街道")
+    elsewhere = area("610113", "medium", days_ago=5, name="曲江街道")
+    there = area("610113", "medium", days_ago=5, name="小寨路街道")
 
     assert colour_of(records, [elsewhere]).colour == "green"
-    assert colour_of(records, [there]).colour == "red"
+    assert colour_of(records, [there]).colour == "yellow"
+
+
+def test_a_declared_stay_in_a_high_risk_area_is_yellow_never_red():
+    records = resident()
+    declare_visit(records, "610113", "小寨路街道")
+
+    result = colour_of(records, [area("610113", "high", days_ago=5)])
+
+    assert result.colour == "yellow"
+    assert [r["rule"] for r in result.reasons] == ["YELLOW-DECLARED-HIGH-RISK-STAY"]
+
+
+def test_a_manifest_stay_in_a_named_street_area_needs_a_station_there():
+    records = resident()
+    arrived = NOW - timedelta(days=2)
+    travel(records, "s1", "110105", arrived - timedelta(hours=5), "610113", arrived)
+
+    result = colour_of(records, [area("610113", "high", days_ago=5, name="小寨路街道")])
+
+    assert result.colour == "green"
 
 
 def test_declared_fever_is_yellow_until_a_negative_test():

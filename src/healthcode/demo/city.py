@@ -183,7 +183,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "symptoms-new": ("green", "yellow"),
     "observation": ("yellow", "yellow"),
     "observation-ending": ("yellow", "green"),
-    "street-stay": ("green", "red"),
+    "street-stay": ("green", "yellow"),
     "street-brief": ("green", "green"),
     "street-neighbour": ("green", "green"),
     "county-stay": ("green", "red"),

@@ -58,6 +58,7 @@ EVIDENCE_COLLECTIONS = {
     "orders": True,
     "tests": True,
     "riskStays": True,
+    "declaredRiskStays": False,
     "vaccinations": False,
     "declarations": False,
     "exposures": False,

@@ -17,13 +17,15 @@ a date-time string)::
                         "lastNegativeAfter"}],
       "riskStays": [{"level", "areaCode", "areaName", "from", "to",
                      "minutes", "via"}],
+      "declaredRiskStays": [the same, from trips residents declared],
       "exposures": [{"at", "place", "minutes", "lastNegativeAfter"}]
     }
 
 ``firstNegativeAfter`` and ``lastNegativeAfter`` are the first and last
 negative samples taken after the item's own time; rules use them for "not
 followed by two negative tests 24 hours apart" and "no negative test since".
-``riskStays`` are the parts of a resident's stays that fell inside a risk
+``riskStays`` (from railway and flight manifests) and ``declaredRiskStays``
+(from trips residents declare) are the parts of a resident's stays that fell inside a risk
 area while the area held its level; a train or plane passing through a
 station is not a stay, and neither is a connection shorter than the rule's
 threshold, because the rule measures ``minutes``.
@@ -192,9 +194,24 @@ def build_facts(
             for _rid, department, source_id, kind, starts_at, ends_at in records.orders
         ],
         "declarations": declarations,
-        "riskStays": risk_stays(stays_of(records, now), areas, now) if areas else [],
+        **_risk_stays_by_source(records, areas, now),
         "exposures": [],
     }
+
+
+def _risk_stays_by_source(
+    records: ResidentRecords, areas: Sequence[Area], now: datetime
+) -> dict[str, list[dict[str, Any]]]:
+    # Stays from carriers' manifests are a department's record; stays that
+    # residents declare are their own word. They are kept in two collections
+    # so that a red rule can be held to the first (see rules.ruleset).
+    found: dict[str, list[dict[str, Any]]] = {"riskStays": [], "declaredRiskStays": []}
+    if not areas:
+        return found
+    for stay in risk_stays(stays_of(records, now), areas, now):
+        declared = stay["ref"]["kind"] == "declaration"
+        found["declaredRiskStays" if declared else "riskStays"].append(stay)
+    return found
 
 
 def stays_of(records: ResidentRecords, now: datetime) -> list[Stay]:
