@@ -110,7 +110,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest migration."""
+    """Bring the schema up to the newest migration of every domain.
+
+    Each domain's migrations form a branch from the initial schema, so that
+    domains can grow their tables independently; "heads" applies them all.
+    """
     from alembic import command
     from alembic.config import Config
 
@@ -124,7 +128,7 @@ def migrate(engine: Engine) -> None:
     )
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, "heads")
 
 
 def utcnow() -> datetime:
