@@ -7,7 +7,7 @@ migrations under ``healthcode/migrations`` are the only way it changes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
@@ -144,3 +144,75 @@ def open_database(url: str | None = None) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     return engine
+
+
+def _sqlite_instant(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _converter(column_type: Any, dialect_name: str) -> Any:
+    """How to turn one raw driver value of ``column_type`` into its Python value."""
+    if isinstance(column_type, UTCDateTime):
+        if dialect_name == "sqlite":
+            return _sqlite_instant
+        return lambda value: value.astimezone(UTC)
+    if dialect_name != "sqlite":
+        return None
+    if isinstance(column_type, sa.JSON):
+        import orjson
+
+        return orjson.loads
+    if isinstance(column_type, sa.Boolean):
+        return bool
+    if isinstance(column_type, sa.Date):
+        return date.fromisoformat
+    return None
+
+
+_PLAIN_CACHE: dict[tuple[int, str], tuple[str, tuple[tuple[int, Any], ...]]] = {}
+
+
+def fetch_plain(connection: Any, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """Run a SELECT on the raw driver cursor and convert only what needs it.
+
+    Bulk jobs read millions of rows; SQLAlchemy's per-row result processing
+    costs about as much as the query itself. This path compiles the statement
+    once, hands it to the driver, and converts just the columns whose stored
+    form differs from their Python form (instants, and on SQLite JSON,
+    booleans and dates). The statement's bound values must be plain integers
+    or strings (they are rendered inline, which for those types is exact).
+    """
+    dialect = connection.dialect
+    sql = str(
+        statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    )
+    key = (hash(sql), dialect.name)
+    cached = _PLAIN_CACHE.get(key)
+    if cached is None or cached[0] != sql:
+        converters = tuple(
+            (index, converter)
+            for index, column in enumerate(statement.selected_columns)
+            if (converter := _converter(column.type, dialect.name)) is not None
+        )
+        if len(_PLAIN_CACHE) > 512:
+            _PLAIN_CACHE.clear()
+        _PLAIN_CACHE[key] = cached = (sql, converters)
+    converters = cached[1]
+    raw = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not converters:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(row)
+        for index, converter in converters:
+            value = values[index]
+            if value is not None:
+                values[index] = converter(value)
+        out.append(tuple(values))
+    return out

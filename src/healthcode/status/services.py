@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from healthcode.config import get_settings
+from healthcode.db import fetch_plain
 from healthcode.feeds.models import (
     CaseReport,
     Declaration,
@@ -190,13 +191,13 @@ def _read_records(
 ) -> dict[int, ResidentRecords]:
     residents = {
         rid: ResidentRecords(rid, state, kind, region, birth)
-        for rid, state, kind, region, birth in connection.execute(
-            _RESIDENT_QUERY.where(resident_where)
+        for rid, state, kind, region, birth in fetch_plain(
+            connection, _RESIDENT_QUERY.where(resident_where)
         )
     }
     for name, query in _RECORD_QUERIES.items():
         column = query.selected_columns[0]
-        for row in connection.execute(query.where(where(column))):
+        for row in fetch_plain(connection, query.where(where(column))):
             holder = residents.get(row[0])
             if holder is not None:
                 getattr(holder, name).append(row)
@@ -208,7 +209,7 @@ def _read_statuses(
 ) -> dict[int, tuple[str, Any, Any, Any, Any]]:
     return {
         row[0]: tuple(row[1:])  # type: ignore[misc]
-        for row in connection.execute(_STATUS_QUERY.where(where))
+        for row in fetch_plain(connection, _STATUS_QUERY.where(where))
     }
 
 
