@@ -336,3 +336,33 @@ def test_the_worst_colour_wins_over_grey(state):
 
     assert result.colour == "red"
     assert {r["colour"] for r in result.reasons} == {"red", "grey"}
+
+
+def test_a_rule_that_fails_on_its_data_is_reported_and_does_not_hold():
+    from healthcode.rules.ruleset import parse_rule_set
+
+    document = {
+        "id": "strict",
+        "version": "1.0.0",
+        "rules": [
+            {
+                "id": "RED-ODD-TEST",
+                "version": "1.0.0",
+                "validFrom": "2026-01-01T00:00:00Z",
+                "regions": ["*"],
+                "colour": "red",
+                "evidence": "tests",
+                "condition": {"<": [{"var": "current.result"}, 3]},
+                "reason": {"zh": "测试", "en": "test"},
+                "tests": [{"data": {"current": {"result": 1}}, "expected": True}],
+            }
+        ],
+    }
+    rule_set = parse_rule_set(document)
+    records = resident()
+    add_test(records, 2, "positive", "p")
+
+    result = evaluate(rule_set, build_facts(records, [], NOW), NOW)
+
+    assert result.colour == "green"
+    assert [(f.rule, f.version) for f in result.failures] == [("RED-ODD-TEST", "1.0.0")]
