@@ -408,6 +408,23 @@ def test_import_row_records_the_counts_and_the_file(
     )
 
 
+def test_missing_and_unknown_fields_are_named(
+    registered: Engine, write: Writer
+) -> None:
+    path = write(
+        "labs.ndjson",
+        f'{{"record_id": "L-1", "doc_number": "{ZHANG}", "method": "pcr",'
+        ' "sampled_at": "2026-03-09T08:00:00", "colour": "red"}\n',
+    )
+
+    report = run(registered, "lab-results", path)
+
+    assert report.errors == [
+        RowError(1, "result", "A value is required."),
+        RowError(1, "colour", "The lab-results feed has no such field."),
+    ]
+
+
 def test_unknown_kind_and_format_are_refused(engine: Engine, write: Writer) -> None:
     path = write("labs.txt", LAB_HEADER)
 
