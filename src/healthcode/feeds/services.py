@@ -388,7 +388,8 @@ class _Import:
 
     # Writing.
 
-    def _ensure_import_row(self) -> int:
+    def ensure_import_row(self) -> int:
+        """The id of this import's row in ``feed_imports``, inserted on first need."""
         if self.import_id is None:
             result = self.session.execute(
                 sa.insert(FeedImport.__table__).returning(FeedImport.__table__.c.id),
@@ -430,7 +431,7 @@ class _Import:
         return values
 
     def _write(self, candidates: list[_Candidate]) -> None:
-        self._ensure_import_row()
+        self.ensure_import_row()
         changed = [c for c in candidates if not c.unchanged]
         self.report.unchanged += len(candidates) - len(changed)
         if not changed:
@@ -654,7 +655,7 @@ class _Import:
 
     def finish(self, sha256: str) -> None:
         """Record the file's digest and the counts on the import's row."""
-        import_id = self._ensure_import_row()
+        import_id = self.ensure_import_row()
         report = self.report
         elapsed = timedelta(seconds=time.monotonic() - self.started)
         self.session.execute(
@@ -725,7 +726,6 @@ def import_feed(
         mode="skip-bad" if skip_bad else "all-or-nothing",
     )
     with (
-        _collector_paused(),
         FeedFile(path, spec.columns, spec.required) as feed,
         Session(engine) as session,
     ):
@@ -749,7 +749,8 @@ def import_feed(
                     )
                 state.refused = True
             else:
-                _read_rounds(state, feed, progress)
+                with _collector_paused():
+                    _read_rounds(state, feed, progress)
             report.rejected = len(state.bad_lines)
             report.errors.sort(key=lambda error: error.line)
             if state.refused:
@@ -758,7 +759,7 @@ def import_feed(
                 return report
             affected = report.affected_residents
             if recolor is not None and affected:
-                cause = f"import:{state._ensure_import_row()}"
+                cause = f"import:{state.ensure_import_row()}"
                 report.statuses_changed = recolor(session, set(affected), now, cause)
             state.finish(feed.sha256)
             transaction.commit()
