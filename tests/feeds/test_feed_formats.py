@@ -195,6 +195,19 @@ def test_division_codes_must_be_in_use() -> None:
     ) == [("code", "The code '610199' is not a GB/T 2260 division code in use.")]
 
 
+def test_personal_values_in_a_shifted_column_are_not_echoed() -> None:
+    values = {**LAB, "sampled_at": ZHANG, "method": "张晓明", "result": "13912345678"}
+
+    assert faults(LabResultRow, values) == [
+        (
+            "sampled_at",
+            "The time given is not an ISO 8601 time such as 2026-03-02T09:15:00+08:00.",
+        ),
+        ("method", "The value given is not one of: pcr, antigen."),
+        ("result", "The value given is not one of: negative, positive."),
+    ]
+
+
 def test_record_id_is_bounded() -> None:
     assert faults(LabResultRow, {**LAB, "record_id": "x" * 65}) == [
         ("record_id", "The record id is longer than 64 characters.")

@@ -121,6 +121,21 @@ def test_invalid_utf8_spoils_only_its_line(tmp_path: Path) -> None:
             "record_id,name,name\n",
             [BadLine(1, "name", "The header names this column twice.")],
         ),
+        (
+            "record_id,name,\n",
+            [BadLine(1, None, "The header has a column without a name.")],
+        ),
+        (
+            "\nrecord_id,name\n",
+            [
+                BadLine(
+                    1,
+                    None,
+                    "The file has no header line; a CSV feed starts with a line"
+                    " naming its columns.",
+                )
+            ],
+        ),
     ],
 )
 def test_header_faults_make_the_file_unusable(

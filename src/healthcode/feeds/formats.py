@@ -14,6 +14,7 @@ concern; pydantic's own model validators cannot.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,10 +75,26 @@ def _problem(kind: str, message: str, **values: Any) -> PydanticCustomError:
     return PydanticCustomError(f"feed_{kind}", message, values)
 
 
-def _quoted(value: Any, limit: int = 40) -> str:
+_LONG_NUMBER = re.compile(r"[0-9]{9}")
+
+
+def _quoted(value: Any, *, words: bool = False) -> str:
+    """The value in quotes for a message, or "given" where it may be personal.
+
+    A time, code or choice is echoed so that the sender sees the typo. But a
+    column shifted by one puts a name or an identity number where a time
+    belongs, so a value is shown only when it is short, holds no run of nine
+    digits (identity and phone numbers do), and, unless ``words`` allows
+    place names, is plain ASCII.
+    """
     text = str(value)
-    if len(text) > limit:
-        text = text[:limit] + "..."
+    if (
+        len(text) > 40
+        or _LONG_NUMBER.search(text)
+        or not text.isprintable()
+        or not (words or text.isascii())
+    ):
+        return "given"
     return repr(text)
 
 
@@ -460,7 +477,7 @@ def _stops(value: Any) -> tuple[Stop, ...]:
                 raise _problem(
                     "stops",
                     "The stop {value} has no code; write stops as name:code;name:code.",
-                    value=_quoted(part),
+                    value=_quoted(part, words=True),
                 )
             items.append({"station": station, "code": code})
     elif isinstance(value, list):

@@ -117,7 +117,6 @@ class FeedFile:
         self._state = _Progress()
         self._header: list[str] | None = None
         self.problems: list[BadLine] = []
-        self._csv: Iterator[list[str]] | None = None
         self._reader: Any = None
         if self.format == "csv":
             self._open_csv()
@@ -162,11 +161,10 @@ class FeedFile:
         self._reader = csv.reader(self._decoded(), strict=True)
         try:
             header = next(self._reader, None)
-            while header is not None and not header:
-                header = next(self._reader, None)
         except csv.Error:
-            header = None
-        if header is None:
+            self.problems.append(BadLine(1, None, "The header line is not valid CSV."))
+            return
+        if not header:
             self.problems.append(
                 BadLine(
                     1,
@@ -184,24 +182,20 @@ class FeedFile:
         names = [name.strip() for name in header]
         seen: set[str] = set()
         for name in names:
-            if name in seen:
-                self.problems.append(
-                    BadLine(1, name, "The header names this column twice.")
-                )
+            if not name:
+                reason = "The header has a column without a name."
+                self.problems.append(BadLine(1, None, reason))
+            elif name in seen:
+                reason = "The header names this column twice."
+                self.problems.append(BadLine(1, name, reason))
+            elif name not in self.columns:
+                reason = "The header names a column this feed kind does not have."
+                self.problems.append(BadLine(1, name, reason))
             seen.add(name)
-            if name not in self.columns:
-                self.problems.append(
-                    BadLine(
-                        1,
-                        name or None,
-                        "The header names a column this feed kind does not have.",
-                    )
-                )
         for name in self.columns:
             if name in self.required and name not in seen:
-                self.problems.append(
-                    BadLine(1, name, "The header lacks this required column.")
-                )
+                reason = "The header lacks this required column."
+                self.problems.append(BadLine(1, name, reason))
         self._header = names
 
     def rows(self) -> Iterator[RawRow | BadLine]:
