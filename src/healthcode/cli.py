@@ -38,10 +38,21 @@ def _register() -> None:
     app.command("register")(register_command)
     bench_app.command("recolor")(bench_recolor_command)
     try:
-        from healthcode.codes.cli import bench_codes, keys_app
+        from healthcode.codes.cli import (
+            bench_codes,
+            card_command,
+            code_command,
+            keys_app,
+            status_list_command,
+            verify_command,
+        )
     except ImportError:
         return
     app.add_typer(keys_app, name="keys")
+    app.command("code")(code_command)
+    app.command("card")(card_command)
+    app.command("verify")(verify_command)
+    app.command("status-list")(status_list_command)
     bench_app.command("codes")(bench_codes)
 
 

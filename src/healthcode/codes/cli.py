@@ -1,9 +1,11 @@
-"""Command line for keys and for the size and speed of codes.
+"""Command line for keys, residents' codes and the size and speed of codes.
 
 ``keys_app`` is a typer application (``healthcode keys ...``) that manages
-the key store; ``bench_codes`` prints how large our codes are beside the EU
-DCC test payloads and how fast they are issued and verified. The clock is
-read here, at the edge, and handed to the domain code as a parameter.
+the key store; ``code_command``, ``card_command`` and ``verify_command``
+issue a resident's code, print a paper code's card and check a code offline;
+``bench_codes`` prints how large our codes are beside the EU DCC test
+payloads and how fast they are issued and verified. The clock is read here,
+at the edge, and handed to the domain code as a parameter.
 """
 
 from __future__ import annotations
@@ -18,23 +20,51 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import cryptography
 import typer
 from cryptography.hazmat.backends.openssl.backend import backend as openssl_backend
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from healthcode.codes import qr
-from healthcode.codes.errors import CodeError
-from healthcode.codes.format import Colour, Issuer
+from healthcode.codes.card import (
+    find_cjk_font,
+    render_card,
+    write_card_pdf,
+    write_card_png,
+)
+from healthcode.codes.errors import CodeError, NoCodeInImage
+from healthcode.codes.format import PREFIX, Colour, Issuer, Purpose
 from healthcode.codes.keys import KeyRecord, KeyRole, KeyStore, SigningKey
-from healthcode.codes.statuslist import build_status_list, load_status_list
-from healthcode.codes.trust import DEFAULT_TRUST_LIST_TTL, Verifier, sign_trust_list
+from healthcode.codes.services import (
+    KEY_DIR_ENV,
+    CodeService,
+    IssuedCode,
+    local_verifier,
+)
+from healthcode.codes.statuslist import (
+    StatusList,
+    build_status_list,
+    check_paper_code,
+    load_status_list,
+)
+from healthcode.codes.trust import (
+    DEFAULT_TRUST_LIST_TTL,
+    Verifier,
+    load_trust_list,
+    sign_trust_list,
+)
+from healthcode.config import get_settings
+from healthcode.db import open_database
 from healthcode.errors import HealthcodeError
+from healthcode.identity import divisions
+from healthcode.identity.documents import parse_document
+from healthcode.identity.services import get_resident
 
-KEY_DIR_ENV = "HEALTHCODE_KEY_DIR"
+_T = TypeVar("_T")
 
 keys_app = typer.Typer(
     no_args_is_help=True,
@@ -423,3 +453,414 @@ def _status_list_table(
         size = load_status_list(document, verifier, at).size
         table.add_row(f"{share:.1%}", f"{size:,}", f"{size / residents:.4f}")
     return table
+
+
+# Residents' codes: issue, verify, print a card
+
+REGION_ENV = "HEALTHCODE_REGION"
+
+IssuingRegion = Annotated[
+    str | None,
+    typer.Option(
+        "--region",
+        envvar=REGION_ENV,
+        help=f"GB/T 2260 code of the issuing region (default: ${REGION_ENV}, else"
+        " the prefecture of the resident's residence).",
+    ),
+]
+DocumentKindOption = Annotated[
+    str, typer.Option("--kind", help="Document kind: cn-id, passport, ...")
+]
+CountryOption = Annotated[
+    str, typer.Option("--country", help="Issuing country (ISO alpha-3), for passports.")
+]
+
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
+
+COLOUR_WORDS = {
+    Colour.GREEN: "绿码 green",
+    Colour.YELLOW: "黄码 yellow",
+    Colour.RED: "红码 red",
+    Colour.GREY: "灰码 grey",
+}
+_COLOUR_FG = {
+    Colour.GREEN: typer.colors.GREEN,
+    Colour.YELLOW: typer.colors.YELLOW,
+    Colour.RED: typer.colors.RED,
+    Colour.GREY: typer.colors.WHITE,
+}
+
+
+def _colour_word(colour: Colour) -> str:
+    return typer.style(COLOUR_WORDS[colour], fg=_COLOUR_FG[colour], bold=True)
+
+
+def _local_time(at: datetime) -> str:
+    settings = get_settings()
+    return f"{at.astimezone(settings.tz):%Y-%m-%d %H:%M:%S} {settings.zone}"
+
+
+def _issue(
+    document: str,
+    kind: str,
+    country: str,
+    directory: Path,
+    region: str | None,
+    make: Callable[[CodeService, Session, int, datetime], _T],
+) -> _T:
+    """Find the resident and issue with ``make`` in one committed transaction."""
+    settings = get_settings()
+    at = _now()
+    doc = parse_document(
+        kind, document, country, today=at.astimezone(settings.tz).date()
+    )
+    service = CodeService(KeyStore(directory), region=region, zone=settings.tz)
+    engine = open_database()
+    try:
+        with Session(engine) as session, session.begin():
+            resident = get_resident(session, doc)
+            return make(service, session, resident.id, at)
+    finally:
+        engine.dispose()
+
+
+def _echo_issued(issued: IssuedCode) -> None:
+    if issued.colour is not None:
+        what = f"screen code  {_colour_word(issued.colour)}"
+    else:
+        what = "paper code (colour read from the day's status list)"
+    version, width = qr.symbol_size(issued.text)
+    typer.echo(f"{what}  {issued.masked_name}")
+    typer.echo(
+        f"issued by {issued.region} {issued.region_name}, key {issued.key_name};"
+        f" valid until {_local_time(issued.valid_until)}"
+    )
+    typer.echo(
+        f"QR version {version}, {width} x {width} modules,"
+        f" {len(issued.text)} characters"
+    )
+    typer.echo(issued.text)
+
+
+def code_command(
+    document: Annotated[str, typer.Argument(help="The identity document number.")],
+    kind: DocumentKindOption = "cn-id",
+    country: CountryOption = "",
+    png: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the QR code as PNG.")
+    ] = None,
+    svg: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the QR code as SVG.")
+    ] = None,
+    paper: Annotated[
+        bool,
+        typer.Option(
+            "--paper", help="Issue a paper code (no colour, lives 14 days) instead."
+        ),
+    ] = False,
+    directory: KeyDir = Path("keys"),
+    region: IssuingRegion = None,
+) -> None:
+    """Issue a resident's current code, print its text and render it.
+
+    A screen code shows the colour of the resident's status now, and its QR
+    code is drawn in that colour; a paper code carries none.
+    """
+
+    def make(
+        service: CodeService, session: Session, resident_id: int, at: datetime
+    ) -> IssuedCode:
+        if paper:
+            return service.paper_code(session, resident_id, at)
+        return service.screen_code(session, resident_id, at)
+
+    try:
+        issued = _issue(document, kind, country, directory, region, make)
+    except HealthcodeError as exc:
+        raise _fail(exc) from None
+    _echo_issued(issued)
+    if png is not None:
+        qr.write_png(issued.text, png, issued.colour)
+        typer.echo(f"wrote {png}")
+    if svg is not None:
+        qr.write_svg(issued.text, svg, issued.colour)
+        typer.echo(f"wrote {svg}")
+
+
+def card_command(
+    document: Annotated[str, typer.Argument(help="The identity document number.")],
+    kind: DocumentKindOption = "cn-id",
+    country: CountryOption = "",
+    png: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the card as PNG.")
+    ] = None,
+    pdf: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="Write the card as PDF.")
+    ] = None,
+    directory: KeyDir = Path("keys"),
+    region: IssuingRegion = None,
+) -> None:
+    """Issue a paper code and render its printable card (A6, large print)."""
+    if png is None and pdf is None:
+        typer.echo("error: give --png FILE, --pdf FILE or both.", err=True)
+        raise typer.Exit(2)
+    try:
+        # The font is looked for first, so that a machine that cannot print
+        # the card says so before a code is issued for nothing.
+        font = find_cjk_font()
+        issued, content = _issue(
+            document,
+            kind,
+            country,
+            directory,
+            region,
+            lambda service, session, resident_id, at: service.paper_card(
+                session, resident_id, at
+            ),
+        )
+    except HealthcodeError as exc:
+        raise _fail(exc) from None
+    image = render_card(content, font)
+    _echo_issued(issued)
+    if png is not None:
+        write_card_png(image, png)
+        typer.echo(f"wrote {png}")
+    if pdf is not None:
+        write_card_pdf(image, pdf)
+        typer.echo(f"wrote {pdf}")
+
+
+def status_list_command(
+    out: Annotated[
+        Path, typer.Option(dir_okay=False, help="File to write the status list to.")
+    ],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            envvar=REGION_ENV,
+            help=f"GB/T 2260 code of the region (default: ${REGION_ENV}).",
+        ),
+    ] = None,
+    directory: KeyDir = Path("keys"),
+) -> None:
+    """Sign today's status list of a region: its residents who are not green."""
+    if region is None:
+        typer.echo(f"error: give --region or set ${REGION_ENV}.", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    at = _now()
+    try:
+        configured = os.environ.get(REGION_ENV) or None
+        service = CodeService(KeyStore(directory), region=configured, zone=settings.tz)
+        engine = open_database()
+        try:
+            with Session(engine) as session, session.begin():
+                document = service.status_list(session, region, at)
+        finally:
+            engine.dispose()
+        held = load_status_list(document, local_verifier(service.store), at)
+    except HealthcodeError as exc:
+        raise _fail(exc) from None
+    out.write_bytes(document)
+    listed = sum(held.count(c) for c in (Colour.YELLOW, Colour.RED, Colour.GREY))
+    typer.echo(
+        f"wrote the status list of region {held.region} to {out}: {listed} not"
+        f" green of {held.index_space} indices, {held.size} bytes, valid until"
+        f" {_local_time(held.valid_until)}"
+    )
+
+
+def verify_command(
+    text: Annotated[
+        str | None,
+        typer.Argument(help="The code's text, or the path of an image of it."),
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(
+            "--image", exists=True, dir_okay=False, help="An image holding the code."
+        ),
+    ] = None,
+    directory: KeyDir = Path("keys"),
+    trust_list: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="A signed trust list, to accept the codes of the regions it lists.",
+        ),
+    ] = None,
+    anchors: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="JSON records of the trust anchors (keys list --json);"
+            " default: the trust-list keys in the key store.",
+        ),
+    ] = None,
+    status_list: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--status-list",
+            exists=True,
+            dir_okay=False,
+            help="A region's signed status list, for paper codes; repeatable.",
+        ),
+    ] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"],
+            help="The moment of the check, with its offset (default: now).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verdict as JSON.")
+    ] = False,
+) -> None:
+    """Verify a code offline against the trust material held here.
+
+    The keys are the public records in the key store, and those of a trust
+    list if one is given; a paper code takes its colour from the status list
+    of its region. Exits 0 when the code is accepted, 1 when it is refused,
+    2 when the trust material itself cannot be used.
+    """
+    moment = _now() if at is None else at.astimezone(UTC)
+    if (text is None) == (image is None):
+        typer.echo("error: give the code's text or --image FILE, not both.", err=True)
+        raise typer.Exit(2)
+    if text is not None and not text.startswith(PREFIX):
+        if Path(text).is_file():
+            image, text = Path(text), None
+        elif Path(text).suffix.lower() in _IMAGE_SUFFIXES:
+            typer.echo(f"error: there is no image file at {text}.", err=True)
+            raise typer.Exit(2)
+    try:
+        verifier = _checkpoint_verifier(directory, trust_list, anchors, moment)
+        lists = {}
+        for path in status_list or []:
+            held = load_status_list(path.read_bytes(), verifier, moment)
+            lists[held.region] = held
+    except (HealthcodeError, OSError) as exc:
+        code = getattr(exc, "code", "unreadable_file")
+        typer.echo(f"error [{code}]: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    verdict = _verdict(text, image, verifier, lists, moment)
+    if as_json:
+        typer.echo(json.dumps(verdict, ensure_ascii=False, indent=2))
+    elif verdict["accepted"]:
+        colour = Colour(verdict["colour"])
+        purpose = verdict["purpose"]
+        typer.echo(
+            f"accepted  {_colour_word(colour)}  {verdict['masked_name']}"
+            f"  {purpose} code of region {verdict['region']}"
+            f" {verdict['region_name']}"
+        )
+        line = f"valid until {_local_time(_parse_when(verdict['valid_until']))}"
+        if verdict.get("status_list_issued_at"):
+            issued = _parse_when(verdict["status_list_issued_at"])
+            age = _age(verdict["status_list_age_seconds"])
+            line += f"; colour from the status list of {_local_time(issued)} ({age})"
+        typer.echo(line)
+    else:
+        typer.echo(f"refused [{verdict['code']}]  {verdict['message']}")
+    if not verdict["accepted"]:
+        raise typer.Exit(1)
+
+
+def _checkpoint_verifier(
+    directory: Path, trust_list: Path | None, anchors: Path | None, at: datetime
+) -> Verifier:
+    store = KeyStore(directory)
+    records = store.records()
+    held = {(r.region, r.key_id): r for r in records if r.role is KeyRole.CODE}
+    if trust_list is not None:
+        anchor_records = (
+            _read_records(anchors)
+            if anchors is not None
+            else [r for r in records if r.role is KeyRole.TRUST_LIST]
+        )
+        listed = load_trust_list(trust_list.read_bytes(), anchor_records, at)
+        for record in listed.keys:
+            # The store's own record of a key is the newer word on it: a
+            # retirement written here reaches the trust list only when the
+            # next list is signed.
+            held.setdefault((record.region, record.key_id), record)
+    return Verifier(held.values())
+
+
+def _verdict(
+    text: str | None,
+    image: Path | None,
+    verifier: Verifier,
+    lists: dict[str, StatusList],
+    at: datetime,
+) -> dict[str, object]:
+    try:
+        if image is not None:
+            text = _text_in_image(image)
+        code = verifier.verify(text, at)
+        verdict: dict[str, object] = {}
+        if code.purpose is Purpose.PAPER:
+            check = check_paper_code(text, verifier, lists, at)
+            colour = check.colour
+            verdict["status_list_issued_at"] = _iso(check.list_issued_at)
+            verdict["status_list_age_seconds"] = int(check.list_age.total_seconds())
+        else:
+            colour = code.colour
+    except CodeError as exc:
+        return {"accepted": False, "code": exc.code, "message": str(exc)}
+    content = code.content
+    return {
+        "accepted": True,
+        "code": "valid",
+        "message": "The code is valid.",
+        "purpose": content.purpose.name.lower(),
+        "colour": str(colour),
+        "masked_name": content.masked_name,
+        "region": content.region,
+        "region_name": _region_name(content.region),
+        "key": content.key_name,
+        "issued_at": _iso(content.issued_at),
+        "valid_until": _iso(content.valid_until),
+        **verdict,
+    }
+
+
+def _text_in_image(path: Path) -> str:
+    try:
+        texts = qr.read_texts(path)
+    except (OSError, ValueError) as exc:
+        raise NoCodeInImage(f"The image {path} cannot be read: {exc}") from None
+    if len(texts) != 1:
+        found = "no QR code" if not texts else f"{len(texts)} QR codes"
+        raise NoCodeInImage(
+            f"The image {path} holds {found}; it must hold exactly one."
+        )
+    return texts[0]
+
+
+def _region_name(region: str) -> str:
+    try:
+        return divisions.full_name(region)
+    except HealthcodeError:
+        # A region of another country's scheme or a code retired from the
+        # table still verifies; it is only shown by its number.
+        return ""
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_when(text: object) -> datetime:
+    return datetime.fromisoformat(str(text))
+
+
+def _age(seconds: object) -> str:
+    minutes = int(str(seconds)) // 60
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min old"

@@ -111,3 +111,27 @@ class StatusListNotHeld(CodeError):
     """No status list held here covers the paper code's region or index."""
 
     code = "status_list_not_held"
+
+
+class NoIssuingRegion(CodeError):
+    """No region can issue the resident's code: none configured, none on record."""
+
+    code = "no_issuing_region"
+
+
+class RegionNotServed(CodeError):
+    """The service was asked for a region other than the one it issues for."""
+
+    code = "region_not_served"
+
+
+class NoCodeInImage(CodeError):
+    """An image holds no QR code that could be read, or more than one."""
+
+    code = "no_code_in_image"
+
+
+class CardFontMissing(CodeError, ConfigurationError):
+    """No font with Chinese characters is installed to print a paper-code card."""
+
+    code = "cjk_font_missing"
