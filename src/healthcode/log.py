@@ -12,6 +12,21 @@ import sys
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the moment of writing.
+
+    A logger bound to the stream object seen at configuration time keeps
+    writing to it after a test harness or a redirect has replaced (and
+    perhaps closed) it.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     renderer: structlog.typing.Processor
     if log_format == "json":
@@ -26,6 +41,6 @@ def configure(log_format: str = "console", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
