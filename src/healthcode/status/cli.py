@@ -29,6 +29,16 @@ from healthcode.status.services import (
     status_history,
 )
 
+# The way a person is named on the command line: a document number, its kind
+# and, for passports, the issuing country.
+DocumentArg = Annotated[str, typer.Argument(help="The identity document number.")]
+KindOption = Annotated[
+    str, typer.Option(help="Document kind: cn-id, passport, hk-mo-permit, ...")
+]
+CountryOption = Annotated[
+    str, typer.Option(help="Issuing country (ISO alpha-3), for passports.")
+]
+
 STYLE = {
     "green": "bold green",
     "yellow": "bold yellow",
@@ -63,13 +73,9 @@ def _evidence_line(reason: dict[str, Any]) -> str:
 
 
 def status_command(
-    document: Annotated[str, typer.Argument(help="The identity document number.")],
-    kind: Annotated[
-        str, typer.Option(help="Document kind: cn-id, passport, hk-mo-permit, ...")
-    ] = "cn-id",
-    country: Annotated[
-        str, typer.Option(help="Issuing country (ISO alpha-3), for passports.")
-    ] = "",
+    document: DocumentArg,
+    kind: KindOption = "cn-id",
+    country: CountryOption = "",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the status as JSON.")
     ] = False,
@@ -190,14 +196,10 @@ def recolor_command(
 
 
 def register_command(
-    document: Annotated[str, typer.Argument(help="The identity document number.")],
+    document: DocumentArg,
     name: Annotated[str, typer.Argument(help="The name as on the document.")],
-    kind: Annotated[
-        str, typer.Option(help="Document kind: cn-id, passport, hk-mo-permit, ...")
-    ] = "cn-id",
-    country: Annotated[
-        str, typer.Option(help="Issuing country (ISO alpha-3), for passports.")
-    ] = "",
+    kind: KindOption = "cn-id",
+    country: CountryOption = "",
     region: Annotated[
         str | None, typer.Option(help="GB/T 2260 county code of residence.")
     ] = None,
