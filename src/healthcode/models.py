@@ -1,5 +1,6 @@
 """Every table, imported in one place so that the metadata is complete."""
 
+from healthcode.checkins.models import Checkin, CheckinRescan, Exposure, Venue
 from healthcode.feeds.models import (
     CaseReport,
     Declaration,
@@ -16,7 +17,10 @@ from healthcode.status.models import RecolorGuard, Status, StatusEvent
 
 __all__ = [
     "CaseReport",
+    "Checkin",
+    "CheckinRescan",
     "Declaration",
+    "Exposure",
     "FeedImport",
     "IdentityRecord",
     "LabResult",
@@ -28,4 +32,5 @@ __all__ = [
     "StatusEvent",
     "TravelSegment",
     "Vaccination",
+    "Venue",
 ]
