@@ -17,12 +17,16 @@ from rich.console import Console
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from healthcode.codes import qr
+from healthcode.codes.keys import KeyStore
+from healthcode.codes.services import local_verifier
 from healthcode.db import make_engine
 from healthcode.demo.city import COLUMNS, EXPECTED, build_city, write_day_one
 from healthcode.demo.cli import demo_command
 from healthcode.demo.errors import DatabaseNotEmpty
 from healthcode.demo.run import DemoResult, run_demo
 from healthcode.identity.models import Resident
+from healthcode.identity.names import mask_name
 from healthcode.status.models import Status
 from healthcode.status.services import current_status
 
@@ -291,6 +295,37 @@ def test_output_masks_names_and_documents_except_those_to_try(
     for _, person, command in result.documents:
         assert command in output
         assert person.doc_number in command or person.written_number in command
+
+
+def test_the_sample_residents_codes_verify_from_their_pngs(
+    demo: tuple[DemoResult, str],
+) -> None:
+    result, output = demo
+    keys = KeyStore(result.directory / "keys")
+    verifier = local_verifier(keys)
+
+    decoded = [
+        verifier.verify(text, result.city.day_two)
+        for code in result.codes
+        for text in qr.read_texts(code.path)
+    ]
+
+    assert len(result.codes) == 5
+    assert all(code.verified for code in result.codes)
+    assert [code.path.parent for code in result.codes] == [
+        result.directory / "codes"
+    ] * 5
+    assert [str(code.colour) for code in decoded] == [
+        result.colour_of(code.person, 2) for code in result.codes
+    ]
+    assert [code.masked_name for code in decoded] == [
+        mask_name(code.person.name) for code in result.codes
+    ]
+    assert {code.colour for code in result.codes} >= {"green", "grey", "red"}
+    assert all(1 <= code.version <= 7 for code in result.codes)
+    assert "read back from their PNGs" in output
+    for code in result.codes:
+        assert code.path.name in output
 
 
 def test_each_step_is_timed(demo: tuple[DemoResult, str]) -> None:

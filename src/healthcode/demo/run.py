@@ -9,6 +9,10 @@ role's expected colour, every planted bad row reported by line), so that
 the demo is also a test of the whole: :attr:`DemoResult.ok` is false, and
 the command exits non-zero, when anything came out otherwise.
 
+After day two it issues screen codes for the residents it explained, writes
+their PNGs under ``codes/``, reads each image back and verifies it offline
+with nothing but the public key records, as a checkpoint would.
+
 Day two is the moment the demo ends, ``now`` by default; day one is 24
 hours earlier. Ending in the present means that ``healthcode status`` run
 straight after the demo reads the same colours the demo printed.
@@ -43,6 +47,10 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from healthcode.codes import qr
+from healthcode.codes.errors import CodeError
+from healthcode.codes.keys import KeyStore
+from healthcode.codes.services import CodeService, issuing_region_of, local_verifier
 from healthcode.config import get_settings
 from healthcode.db import open_database
 from healthcode.demo.city import (
@@ -75,7 +83,7 @@ from healthcode.status.services import (
     recolor_residents,
 )
 
-__all__ = ["DEFAULT_DIRECTORY", "Change", "DemoResult", "Step", "run_demo"]
+__all__ = ["DEFAULT_DIRECTORY", "Change", "DemoCode", "DemoResult", "Step", "run_demo"]
 
 #: Where the demo writes its feeds and, unless told otherwise, its database.
 DEFAULT_DIRECTORY = Path("healthcode-demo")
@@ -107,6 +115,23 @@ class Change:
     places: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class DemoCode:
+    """A screen code the demo issued, and what reading its PNG back gave."""
+
+    person: Person
+    masked_name: str
+    colour: str
+    version: int
+    path: Path
+    #: "valid" when the image read back verified, else the refusal's code.
+    outcome: str
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome == "valid"
+
+
 @dataclass
 class DemoResult:
     """Everything the demo did, for the command to report and tests to check."""
@@ -120,6 +145,7 @@ class DemoResult:
     resident_ids: dict[int, int] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     documents: list[tuple[str, Person, str]] = field(default_factory=list)
+    codes: list[DemoCode] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -220,6 +246,9 @@ def run_demo(
         result.changes = _changes(engine, result, before)
         _print_changes(console, result)
         _print_counts(console, engine, result, 2)
+        with timer.step("issue and verify codes"):
+            result.codes = _issue_codes(engine, result)
+        _print_codes(console, result)
     finally:
         engine.dispose()
 
@@ -464,6 +493,63 @@ def _changes(
 def _worse(old: str, new: str) -> bool:
     order = {"green": 0, "grey": 1, "yellow": 2, "red": 3}
     return order[old] > order[new]
+
+
+# Codes.
+
+
+def _issue_codes(engine: Engine, result: DemoResult) -> list[DemoCode]:
+    """Issue the sample residents' screen codes, write them, read them back."""
+    city = result.city
+    folder = result.directory / "codes"
+    keys = result.directory / "keys"
+    # The demo's keys sign nothing but the demo's codes, and a run may be
+    # dated before the last one's keys began; each run starts with its own,
+    # as it starts with its own database.
+    for stale in (folder, keys):
+        shutil.rmtree(stale, ignore_errors=True)
+    folder.mkdir(parents=True)
+    people = _sample_people(city)
+    store = KeyStore(keys)
+    for region in sorted({issuing_region_of(p.region_code, None) for p in people}):
+        store.generate(region, city.day_two)
+    service = CodeService(store, zone=city.zone)
+    issued = []
+    with Session(engine) as session, session.begin():
+        for number, person in enumerate(people, start=1):
+            rid = result.resident_ids[person.index]
+            issued.append(
+                (number, person, service.screen_code(session, rid, city.day_two))
+            )
+
+    # The checkpoint holds the public records alone, read from the files.
+    verifier = local_verifier(KeyStore(keys))
+    codes = []
+    for number, person, code in issued:
+        path = folder / f"{number}-{person.role}.png"
+        qr.write_png(code.text, path, code.colour)
+        texts = qr.read_texts(path)
+        try:
+            if texts != [code.text]:
+                raise CodeError("The image did not read back as the code written.")
+            verifier.verify(texts[0], city.day_two)
+            outcome = "valid"
+        except CodeError as exc:
+            outcome = exc.code
+        version, _ = qr.symbol_size(code.text)
+        colour = str(code.colour)
+        codes.append(DemoCode(person, code.masked_name, colour, version, path, outcome))
+        if outcome != "valid":
+            result.problems.append(
+                f"The screen code in {path.name} did not verify from its image"
+                f" ({outcome})."
+            )
+        if colour != result.colour_of(person, 2):
+            result.problems.append(
+                f"The screen code in {path.name} shows {colour}, but the"
+                f" resident is {result.colour_of(person, 2)}."
+            )
+    return codes
 
 
 # Checks.
@@ -788,6 +874,30 @@ def _why(change: Change) -> str:
     return f"{text}, by {causes}" if causes else text
 
 
+def _print_codes(console: Console, result: DemoResult) -> None:
+    table = Table(
+        title="Screen codes of the five residents, read back from their PNGs",
+        caption=f"Files in {result.directory / 'codes'}. Each image was decoded"
+        " from its pixels and verified offline against the key records alone,"
+        " at the moment of day two.",
+    )
+    for column in ("resident", "colour", "QR version", "file", "verified"):
+        table.add_column(
+            column,
+            justify="right" if column == "QR version" else "left",
+            no_wrap=column == "file",
+        )
+    for code in result.codes:
+        table.add_row(
+            code.masked_name,
+            f"[{_STYLE[code.colour]}]{_WORDS[code.colour]} {code.colour}[/]",
+            str(code.version),
+            code.path.name,
+            "yes" if code.verified else f"no: {code.outcome}",
+        )
+    console.print(table)
+
+
 def _print_steps(console: Console, result: DemoResult) -> None:
     table = Table(title="Time each step took")
     table.add_column("step")
@@ -839,10 +949,15 @@ def _print_documents(console: Console, result: DemoResult) -> None:
     console.print(
         "These documents are printed in full so that you can look them up;"
         " every other document above is masked. First point the command at the"
-        " demo's database:"
+        " demo's database and keys:"
     )
     console.print(
         f"  export HEALTHCODE_DATABASE_URL={_safe_url(result.database_url)}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"  export HEALTHCODE_KEY_DIR={result.directory / 'keys'}",
         soft_wrap=True,
         highlight=False,
     )
