@@ -7,10 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint bench clean
+.PHONY: help demo test lint bench system-packages clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP) ## Build a synthetic city on SQLite, import its feeds, colour it
 	$(BIN)/healthcode demo
 
-test: $(STAMP) ## Run the test suite (PostgreSQL suites too where reachable)
+system-packages: ## Install the Debian packages the project needs, where possible
+	bash scripts/system-packages.sh
+
+test: $(STAMP) system-packages ## Run the test suite (PostgreSQL suites too where reachable)
 	$(BIN)/python scripts/test.py
 
 lint: $(STAMP) ## Check style with ruff
