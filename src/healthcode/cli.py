@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 import typer
 
 from healthcode.config import get_settings
@@ -12,6 +15,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     help="Health codes computed from department records, with their reasons.",
+    # A traceback's local variables may hold records of people; they are
+    # never printed.
+    pretty_exceptions_show_locals=False,
 )
 bench_app = typer.Typer(
     no_args_is_help=True, help="Benchmarks that print their figures."
@@ -62,6 +68,19 @@ def main() -> None:
     except HealthcodeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
-    configure(settings.log_format)
+    # Commands print their own reports; the log adds only warnings and
+    # errors on standard error, so the two do not say everything twice.
+    configure(settings.log_format, logging.WARNING)
     _register()
-    app()
+    try:
+        app()
+    except HealthcodeError as exc:
+        typer.echo(f"error {exc.code}: {exc}", err=True)
+        raise SystemExit(1) from None
+    except sa.exc.OperationalError:
+        typer.echo(
+            "error database_unreachable: The database cannot be reached or opened;"
+            " check HEALTHCODE_DATABASE_URL and that the server is running.",
+            err=True,
+        )
+        raise SystemExit(1) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,12 +136,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def open_database(url: str | None = None) -> Engine:
-    """Engine for ``url`` (default: the configured one), schema brought up to date."""
+def open_database(url: str | None = None, *, must_exist: bool = False) -> Engine:
+    """Engine for ``url`` (default: the configured one), schema brought up to date.
+
+    With ``must_exist``, a SQLite file that is not there is an error rather
+    than a new empty database: a command that only reads would otherwise
+    answer "nobody is registered" from a file it has just created.
+    """
     if url is None:
         from healthcode.config import get_settings
 
         url = get_settings().database_url
+    if must_exist:
+        parsed = sa.make_url(url)
+        database = parsed.database or ""
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and database not in ("", ":memory:")
+            and not Path(database).exists()
+        ):
+            raise ConfigurationError(
+                f"HEALTHCODE_DATABASE_URL names the SQLite file {database},"
+                " which does not exist; run the demo or an import first, or set"
+                " the variable to the database to read."
+            )
     engine = make_engine(url)
     migrate(engine)
     return engine

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from healthcode.config import get_settings
 from healthcode.db import open_database
 from healthcode.errors import HealthcodeError
+from healthcode.feeds.models import FeedImport
+from healthcode.identity import divisions
 from healthcode.identity.documents import parse_document
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
@@ -59,17 +61,41 @@ def _local(moment: datetime | None) -> str:
     return moment.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M")
 
 
+def _place(evidence: dict[str, Any]) -> str:
+    code = evidence.get("areaCode") or ""
+    try:
+        name = divisions.full_name(code)
+    except HealthcodeError:
+        name = code
+    return f"{name}{evidence.get('areaName') or ''}"
+
+
 def _evidence_line(reason: dict[str, Any]) -> str:
     evidence = reason.get("evidence") or {}
     ref = evidence.get("ref") or {}
     if not ref:
-        return "resident record"
+        return "the resident's own record"
     line = f"{ref.get('kind')} {ref.get('recordId')} from {ref.get('department')}"
     area = evidence.get("areaRef")
     if area:
-        place = evidence.get("areaName") or evidence.get("areaCode")
-        line += f"; {evidence.get('minutes')} min in {place} ({area.get('recordId')})"
+        hours, minutes = divmod(int(evidence.get("minutes") or 0), 60)
+        line += (
+            f"; {hours} h {minutes:02d} min in {_place(evidence)}"
+            f" (risk area {area.get('recordId')} from {area.get('department')})"
+        )
     return line
+
+
+def _cause_text(cause: str, kinds: dict[int, str]) -> str:
+    if cause.startswith("import:"):
+        number = cause.partition(":")[2]
+        if number.isdigit() and int(number) in kinds:
+            return f"import of {kinds[int(number)]} (import {number})"
+    return {
+        "recolor": "full recolour",
+        "time": "time passed",
+        "register": "registration",
+    }.get(cause, cause)
 
 
 def status_command(
@@ -85,7 +111,7 @@ def status_command(
     now = datetime.now(UTC)
     try:
         doc = parse_document(kind, document, country, today=now.date())
-        engine = open_database()
+        engine = open_database(must_exist=True)
         with Session(engine) as session, session.begin():
             resident = get_resident(session, doc)
             view = current_status(session, resident.id, now)
@@ -99,6 +125,18 @@ def status_command(
                 }
                 for event in status_history(session, resident.id)
             ]
+            imports = {
+                int(cause.partition(":")[2])
+                for cause in (event["cause"] for event in history)
+                if cause.startswith("import:") and cause.partition(":")[2].isdigit()
+            }
+            kinds = dict(
+                session.execute(
+                    sa.select(FeedImport.id, FeedImport.kind).where(
+                        FeedImport.id.in_(imports)
+                    )
+                ).all()
+            )
             masked = mask_name(resident.name)
             masked_doc = doc.masked()
     except HealthcodeError as exc:
@@ -131,28 +169,26 @@ def status_command(
     elif view.colour != "green":
         head += "\nstays so until a new record arrives"
     console.print(Panel(head, title="health code", expand=False))
-    if view.reasons:
-        table = Table("colour", "rule", "reason", "evidence", "until")
-        for reason in view.reasons:
-            until = reason.get("until")
-            table.add_row(
-                reason["colour"],
-                f"{reason['rule']} {reason['version']}",
-                f"{reason['text']['zh']}\n{reason['text']['en']}",
-                _evidence_line(reason),
-                _local(datetime.fromisoformat(until)) if until else "new record",
-            )
-        console.print(table)
-    else:
+    if not view.reasons:
         console.print("No rule holds: green.")
+    for reason in view.reasons:
+        until = reason.get("until")
+        ends = _local(datetime.fromisoformat(until)) if until else "a new record"
+        console.print(
+            f"[{STYLE[reason['colour']]}]{reason['colour']}[/]"
+            f"  {reason['rule']} {reason['version']}  until {ends}\n"
+            f"    {reason['text']['zh']}\n    {reason['text']['en']}\n"
+            f"    evidence: {_evidence_line(reason)}",
+            highlight=False,
+        )
     if history:
-        table = Table("at", "from", "to", "cause", "rules", title="history")
+        table = Table("at", "from", "to", "why", "rules", title="history")
         for event in history:
             table.add_row(
                 _local(event["at"]),
                 event["from"] or "-",
                 event["to"],
-                event["cause"],
+                _cause_text(event["cause"], kinds),
                 ", ".join(event["rules"]) or "-",
             )
         console.print(table)
