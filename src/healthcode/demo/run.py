@@ -21,6 +21,7 @@ straight after the demo reads the same colours the demo printed.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -271,7 +272,7 @@ def _fresh_sqlite(directory: Path) -> str:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     for day in ("day-1", "day-2"):
         shutil.rmtree(directory / day, ignore_errors=True)
-    return f"sqlite:///{path}"
+    return f"sqlite:///{path.resolve()}"
 
 
 def _check_empty(engine: Engine) -> None:
@@ -935,8 +936,16 @@ def _documents_to_try(result: DemoResult) -> list[tuple[str, Person, str]]:
     return picks
 
 
+def _program() -> str:
+    """How to call this very program again: the path it was started by."""
+    started = Path(sys.argv[0])
+    if started.name == "healthcode" and started.exists():
+        return str(started.resolve())
+    return "healthcode"
+
+
 def _command(person: Person, number: str | None = None) -> str:
-    command = f"healthcode status {number or person.doc_number}"
+    command = f"{_program()} status {number or person.doc_number}"
     if person.doc_kind != "cn-id":
         command += f" --kind {person.doc_kind}"
     if person.doc_country:
@@ -957,7 +966,7 @@ def _print_documents(console: Console, result: DemoResult) -> None:
         highlight=False,
     )
     console.print(
-        f"  export HEALTHCODE_KEY_DIR={result.directory / 'keys'}",
+        f"  export HEALTHCODE_KEY_DIR={(result.directory / 'keys').resolve()}",
         soft_wrap=True,
         highlight=False,
     )
