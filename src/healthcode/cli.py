@@ -43,6 +43,13 @@ def _register() -> None:
     app.command("recolor")(recolor_command)
     app.command("register")(register_command)
     bench_app.command("recolor")(bench_recolor_command)
+    from healthcode.accounts.cli import accounts_app
+    from healthcode.audit.cli import audit_app
+    from healthcode.service.cli import serve_command
+
+    app.command("serve")(serve_command)
+    app.add_typer(accounts_app, name="accounts")
+    app.add_typer(audit_app, name="audit")
     try:
         from healthcode.codes.cli import (
             bench_codes,

@@ -34,6 +34,42 @@ class Settings(BaseSettings):
     rule_set: str = "default"
     log_format: str = "console"
 
+    # The HTTP service. Redis holds hot statuses, rate-limit counters,
+    # sign-in codes and sessions when a URL is set; without one they live in
+    # the process, which suits one worker and development only.
+    redis_url: str | None = None
+    # The key store that signs codes, and the region codes are issued for
+    # (unset: each resident's prefecture of residence); the same variables
+    # the ``healthcode code`` and ``keys`` commands read.
+    key_dir: str = "keys"
+    region: str | None = None
+    redis_prefix: str = "healthcode:"
+    # How sign-in codes reach a phone: "console" prints them to the server's
+    # standard error, "file" appends them to sign_in_file as JSON lines. A
+    # deployment plugs in its SMS gateway in their place.
+    sign_in_sender: str = "console"
+    sign_in_file: str = "healthcode-sign-in-codes.ndjson"
+    sign_in_code_minutes: int = 5
+    sign_in_attempts: int = 5
+    sign_in_lockout_minutes: int = 15
+    session_days: int = 30
+    official_session_hours: int = 8
+    # Cookies for pages are Secure unless this is switched off, which only a
+    # developer on plain http://127.0.0.1 should ever do.
+    cookie_secure: bool = True
+    # Who a guardian may add: children under the first age and adults from
+    # the second on; anyone else waits for an official's approval.
+    max_dependents: int = 8
+    max_guardians: int = 3
+    dependent_child_under: int = 18
+    dependent_elder_from: int = 60
+    # An override of more residents than this in one action needs a second
+    # official's approval and a stated legal basis.
+    bulk_override_threshold: int = 100
+    # Look-ups by identity document a single checkpoint device may make.
+    lookups_per_minute: int = 20
+    max_upload_bytes: int = 64 * 1024 * 1024
+
     @field_validator("zone")
     @classmethod
     def _zone_exists(cls, value: str) -> str:
@@ -55,6 +91,58 @@ class Settings(BaseSettings):
     def _log_format_known(cls, value: str) -> str:
         if value not in ("console", "json"):
             raise ValueError("must be 'console' or 'json'")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_shape(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_known(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        from healthcode.identity import divisions
+
+        if not divisions.is_known(value):
+            raise ValueError(f"{value!r} is not a GB/T 2260 division code")
+        return value
+
+    @field_validator("sign_in_sender")
+    @classmethod
+    def _sender_known(cls, value: str) -> str:
+        if value not in ("console", "file"):
+            raise ValueError("must be 'console' or 'file'")
+        return value
+
+    @field_validator(
+        "sign_in_code_minutes",
+        "sign_in_attempts",
+        "sign_in_lockout_minutes",
+        "session_days",
+        "official_session_hours",
+        "max_dependents",
+        "max_guardians",
+        "bulk_override_threshold",
+        "lookups_per_minute",
+        "max_upload_bytes",
+    )
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be a whole number of at least 1")
+        return value
+
+    @field_validator("dependent_child_under", "dependent_elder_from")
+    @classmethod
+    def _age_sane(cls, value: int) -> int:
+        if not 0 <= value <= 150:
+            raise ValueError("must be an age between 0 and 150")
         return value
 
     @property

@@ -1,0 +1,1 @@
+"""Sign-in by phone and one-time code, sessions, officials and API keys."""

@@ -1,0 +1,680 @@
+"""Signing in and being recognised: phones, sessions, officials, API keys.
+
+Residents and guardians sign in with their phone number and a one-time code
+sent to it. The code is six digits, kept only as a salted HMAC, lives a few
+minutes, and allows a few wrong tries before the phone is locked out for a
+while. A signed-in phone gets a session: a random token, kept in the store
+only as its SHA-256, that a page carries in a cookie and an app in a bearer
+header.
+
+Officials sign in with a user name, an argon2 password and a TOTP code;
+their role decides what they may do (:data:`ROLE_PERMISSIONS`). Systems and
+devices (venue operators, checkpoints, department systems) hold API keys,
+kept as SHA-256 hashes, scoped to one venue, one checkpoint or a list of
+feed kinds, and revocable.
+
+Every function takes the clock as ``now``; none reads it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import argon2
+import orjson
+import pyotp
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import Session
+
+from healthcode.accounts.errors import (
+    InvalidApiKey,
+    InvalidCredentials,
+    InvalidPhone,
+    InvalidScope,
+    NotSignedIn,
+    OfficialExists,
+    OutOfScope,
+    RateLimited,
+    SignInCodeWrong,
+    SignInLocked,
+    UnknownApiKey,
+    UnknownOfficial,
+    WeakPassword,
+)
+from healthcode.accounts.models import Account, ApiKey, Official
+from healthcode.accounts.senders import CodeSender, phone_digest
+from healthcode.accounts.stores import Store
+
+__all__ = [
+    "ROLE_PERMISSIONS",
+    "ApiKeyKind",
+    "Permission",
+    "Principal",
+    "RateLimiter",
+    "Role",
+    "SessionGrant",
+    "SignInPolicy",
+    "Transport",
+    "authenticate_api_key",
+    "authenticate_official",
+    "close_session",
+    "create_api_key",
+    "create_official",
+    "get_official",
+    "normalize_phone",
+    "open_session",
+    "provisioning_uri",
+    "request_sign_in_code",
+    "require_key_kind",
+    "require_permission",
+    "revoke_api_key",
+    "session_principal",
+    "verify_sign_in_code",
+]
+
+log = structlog.get_logger(__name__)
+
+# Mainland mobile numbers: 11 digits starting 13 to 19. Anything else must
+# be an international number in E.164 form, with its plus sign.
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+_SEPARATORS = str.maketrans("", "", " -()\u00a0")
+_CODE = re.compile(r"[0-9]{6}")
+
+
+def normalize_phone(text: str) -> str:
+    """Return a phone number in E.164 form, or raise :class:`InvalidPhone`.
+
+    Spaces, dashes and brackets are ignored; a mainland mobile number may
+    come without a prefix, with ``+86`` or with ``0086``.
+    """
+    if not isinstance(text, str) or len(text) > 32:
+        raise InvalidPhone(
+            "The phone number must be a mainland mobile number of 11 digits or"
+            " an international number starting with +."
+        )
+    cleaned = text.translate(_SEPARATORS)
+    if cleaned.startswith("0086"):
+        cleaned = "+86" + cleaned[4:]
+    if cleaned.startswith("+86"):
+        national = cleaned[3:]
+        if not _MAINLAND_MOBILE.fullmatch(national):
+            raise InvalidPhone(
+                "A number with +86 must be a mainland mobile number: 11 digits"
+                " starting with 13 to 19."
+            )
+        return "+86" + national
+    if _MAINLAND_MOBILE.fullmatch(cleaned):
+        return "+86" + cleaned
+    if _E164.fullmatch(cleaned):
+        return cleaned
+    raise InvalidPhone(
+        "The phone number must be a mainland mobile number of 11 digits or an"
+        " international number starting with + and 8 to 15 digits."
+    )
+
+
+# Rate limits
+
+
+class RateLimiter:
+    """Fixed-window counters in a store: at most ``limit`` hits per window.
+
+    The window is chosen from ``now``, so the clock that decides is the
+    caller's. A fixed window lets a burst of twice the limit straddle a
+    boundary; for the abuse it guards against (guessing, scraping) that is
+    close enough, and it costs one counter per caller and window.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def hit(
+        self, name: str, subject: str, limit: int, window: timedelta, now: datetime
+    ) -> None:
+        seconds = window.total_seconds()
+        stamp = now.timestamp()
+        bucket = int(stamp // seconds)
+        count = self.store.incr(f"rate:{name}:{subject}:{bucket}", seconds + 1)
+        if count > limit:
+            retry = max(1, int((bucket + 1) * seconds - stamp) + 1)
+            raise RateLimited(
+                f"At most {limit} such requests are allowed per"
+                f" {_describe(window)}; wait {retry} seconds and try again.",
+                retry_after=retry,
+            )
+
+
+def _describe(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "hour" if hours == 1 else f"{hours} hours"
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return "minute" if minutes == 1 else f"{minutes} minutes"
+    return f"{seconds} seconds"
+
+
+# Sign-in by phone
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How long codes live, how many tries they allow, how often they go out."""
+
+    code_ttl: timedelta = timedelta(minutes=5)
+    max_attempts: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    resend_after: timedelta = timedelta(seconds=60)
+    sends_per_hour: int = 5
+
+
+def _code_hash(salt: bytes, code: str) -> str:
+    return hmac.new(salt, code.encode(), hashlib.sha256).hexdigest()
+
+
+def _check_lock(store: Store, digest: str, now: datetime) -> None:
+    raw = store.get(f"sign-in-lock:{digest}")
+    if raw is None:
+        return
+    until = datetime.fromisoformat(orjson.loads(raw)["until"])
+    if until > now:
+        minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+        raise SignInLocked(
+            "Too many wrong sign-in codes were tried for this phone number; try"
+            f" again in {minutes} minutes.",
+            retry_after=int((until - now).total_seconds()) + 1,
+        )
+
+
+def request_sign_in_code(
+    store: Store,
+    sender: CodeSender,
+    phone: str,
+    now: datetime,
+    policy: SignInPolicy = SignInPolicy(),
+) -> datetime:
+    """Send a new sign-in code to ``phone``; return when it stops working.
+
+    A new code replaces any earlier one. Codes go out at most once per
+    ``resend_after`` and ``sends_per_hour`` times an hour per number, and
+    not at all while the number is locked out.
+    """
+    number = normalize_phone(phone)
+    digest = phone_digest(number)
+    _check_lock(store, digest, now)
+    wait = policy.resend_after.total_seconds()
+    if not store.add(f"sign-in-sent:{digest}", b"1", wait):
+        raise RateLimited(
+            "A sign-in code was sent to this number moments ago; wait"
+            f" {int(wait)} seconds before asking for another.",
+            retry_after=int(wait),
+        )
+    RateLimiter(store).hit(
+        "sign-in-send", digest, policy.sends_per_hour, timedelta(hours=1), now
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    salt = secrets.token_bytes(16)
+    valid_until = now + policy.code_ttl
+    challenge = {
+        "salt": salt.hex(),
+        "hash": _code_hash(salt, code),
+        "validUntil": valid_until.isoformat(),
+    }
+    store.set(
+        f"sign-in:{digest}", orjson.dumps(challenge), policy.code_ttl.total_seconds()
+    )
+    sender.send(number, code, valid_until)
+    log.info("sign_in_code_sent", phone_digest=digest[:12])
+    return valid_until
+
+
+def verify_sign_in_code(
+    session: Session,
+    store: Store,
+    phone: str,
+    code: str,
+    now: datetime,
+    policy: SignInPolicy = SignInPolicy(),
+) -> Account:
+    """Check a sign-in code and return the phone's account, made if new.
+
+    A code works once. Each wrong code counts against the number; the
+    ``max_attempts``-th locks the number out for ``lockout`` and voids the
+    code.
+    """
+    number = normalize_phone(phone)
+    digest = phone_digest(number)
+    _check_lock(store, digest, now)
+    wrong = SignInCodeWrong(
+        "The sign-in code is wrong or has expired; check it, or ask for a new one."
+    )
+    raw = store.get(f"sign-in:{digest}")
+    if raw is None or not isinstance(code, str) or not _CODE.fullmatch(code):
+        raise wrong
+    challenge = orjson.loads(raw)
+    if datetime.fromisoformat(challenge["validUntil"]) <= now:
+        store.delete(f"sign-in:{digest}")
+        raise wrong
+    expected = challenge["hash"]
+    if not hmac.compare_digest(
+        expected, _code_hash(bytes.fromhex(challenge["salt"]), code)
+    ):
+        failures = store.incr(f"sign-in-fails:{digest}", policy.lockout.total_seconds())
+        if failures >= policy.max_attempts:
+            until = now + policy.lockout
+            store.set(
+                f"sign-in-lock:{digest}",
+                orjson.dumps({"until": until.isoformat()}),
+                policy.lockout.total_seconds(),
+            )
+            store.delete(f"sign-in:{digest}")
+            store.delete(f"sign-in-fails:{digest}")
+            log.warning("sign_in_locked", phone_digest=digest[:12])
+            _check_lock(store, digest, now)
+        left = policy.max_attempts - failures
+        raise SignInCodeWrong(
+            f"The sign-in code is wrong; {left} more tries are allowed before this"
+            " number is locked for a while."
+        )
+    # Two requests with the right code at once must not both succeed: only
+    # the one that marks the code used goes on.
+    if not store.add(f"sign-in-used:{expected}", b"1", policy.code_ttl.total_seconds()):
+        raise wrong
+    store.delete(f"sign-in:{digest}")
+    store.delete(f"sign-in-fails:{digest}")
+    account = session.scalars(
+        sa.select(Account).where(Account.phone == number)
+    ).one_or_none()
+    if account is None:
+        account = Account(phone=number, created_at=now)
+        session.add(account)
+    account.last_sign_in_at = now
+    session.flush()
+    log.info("signed_in", account_id=account.id)
+    return account
+
+
+# Sessions
+
+
+class Transport(StrEnum):
+    """How a session token travels: a cookie for pages, a header for apps."""
+
+    COOKIE = "cookie"
+    BEARER = "bearer"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an account (phone) or an official, from their session."""
+
+    kind: str
+    id: int
+    role: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The form the audit log names the caller in, e.g. ``official:3``."""
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class SessionGrant:
+    """A new session: the token to hand over once, and when it ends."""
+
+    token: str
+    expires_at: datetime
+    transport: Transport
+
+
+def _token_key(token: str) -> str:
+    return "session:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(
+    store: Store,
+    principal: Principal,
+    transport: Transport,
+    now: datetime,
+    ttl: timedelta,
+) -> SessionGrant:
+    """Start a session for ``principal``; only the token's hash is kept."""
+    token = secrets.token_urlsafe(32)
+    expires = now + ttl
+    value = {
+        "kind": principal.kind,
+        "id": principal.id,
+        "role": principal.role,
+        "transport": transport.value,
+        "expiresAt": expires.isoformat(),
+    }
+    store.set(_token_key(token), orjson.dumps(value), ttl.total_seconds())
+    return SessionGrant(token, expires, transport)
+
+
+def session_principal(
+    store: Store, token: str, transport: Transport, now: datetime
+) -> Principal:
+    """The caller behind a session token, or :class:`NotSignedIn`.
+
+    A token works only the way it was handed out, so a cookie's token
+    copied into a header is refused.
+    """
+    ended = NotSignedIn("The session has ended or is not known; sign in again.")
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise ended
+    raw = store.get(_token_key(token))
+    if raw is None:
+        raise ended
+    value = orjson.loads(raw)
+    if value["transport"] != transport.value:
+        raise ended
+    if datetime.fromisoformat(value["expiresAt"]) <= now:
+        store.delete(_token_key(token))
+        raise ended
+    return Principal(value["kind"], int(value["id"]), value.get("role"))
+
+
+def close_session(store: Store, token: str) -> None:
+    """End a session; ending one that is already over is not an error."""
+    if isinstance(token, str) and token:
+        store.delete(_token_key(token))
+
+
+# Officials
+
+
+class Role(StrEnum):
+    HEALTH_OFFICIAL = "health-official"
+    COMMUNITY_WORKER = "community-worker"
+    ADMINISTRATOR = "administrator"
+
+
+class Permission(StrEnum):
+    DECLARE_RISK_AREAS = "declare-risk-areas"
+    REVIEW_APPEALS = "review-appeals"
+    OVERRIDE = "override"
+    APPROVE_BULK_OVERRIDES = "approve-bulk-overrides"
+    SEARCH_RESIDENTS = "search-residents"
+    READ_STATISTICS = "read-statistics"
+    APPROVE_GUARDIANS = "approve-guardians"
+    MANAGE_ACCOUNTS = "manage-accounts"
+    READ_AUDIT = "read-audit"
+
+
+# Health officials make and review health decisions; community workers find
+# and help residents; administrators manage accounts and keys and read the
+# audit log, but change no one's colour: whoever grants powers should not
+# also wield them.
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.HEALTH_OFFICIAL: frozenset(
+        {
+            Permission.DECLARE_RISK_AREAS,
+            Permission.REVIEW_APPEALS,
+            Permission.OVERRIDE,
+            Permission.APPROVE_BULK_OVERRIDES,
+            Permission.SEARCH_RESIDENTS,
+            Permission.READ_STATISTICS,
+            Permission.APPROVE_GUARDIANS,
+        }
+    ),
+    Role.COMMUNITY_WORKER: frozenset(
+        {
+            Permission.SEARCH_RESIDENTS,
+            Permission.READ_STATISTICS,
+            Permission.APPROVE_GUARDIANS,
+        }
+    ),
+    Role.ADMINISTRATOR: frozenset(
+        {
+            Permission.MANAGE_ACCOUNTS,
+            Permission.READ_AUDIT,
+            Permission.READ_STATISTICS,
+        }
+    ),
+}
+
+
+def require_permission(role: str | None, permission: Permission) -> None:
+    """Raise :class:`OutOfScope` unless ``role`` grants ``permission``."""
+    try:
+        granted = ROLE_PERMISSIONS[Role(role)] if role else frozenset()
+    except ValueError:
+        granted = frozenset()
+    if permission not in granted:
+        raise OutOfScope(
+            f"Your role does not allow this; it needs the {permission.value}"
+            " permission."
+        )
+
+
+MIN_PASSWORD = 12
+_USERNAME = re.compile(r"[a-z][a-z0-9._-]{2,63}")
+
+
+@functools.cache
+def _hasher() -> argon2.PasswordHasher:
+    return argon2.PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Checking a password against this when the user name is unknown makes
+    # an unknown name cost as long as a wrong password, so that timing does
+    # not tell which names exist.
+    return _hasher().hash(secrets.token_urlsafe(16))
+
+
+def create_official(
+    session: Session, username: str, role: str, password: str, now: datetime
+) -> tuple[Official, str]:
+    """Add an official; return the row and the TOTP secret to enrol once."""
+    if not isinstance(username, str) or not _USERNAME.fullmatch(username):
+        raise InvalidCredentials(
+            "A user name is 3 to 64 characters: lower-case letters, digits,"
+            " dots, dashes and underscores, starting with a letter."
+        )
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise InvalidScope(
+            f"The role must be one of {', '.join(r.value for r in Role)}."
+        ) from None
+    if len(password) < MIN_PASSWORD or len(set(password)) < 6:
+        raise WeakPassword(
+            f"A password needs at least {MIN_PASSWORD} characters, six of them"
+            " different."
+        )
+    taken = session.scalars(
+        sa.select(Official.id).where(Official.username == username)
+    ).first()
+    if taken is not None:
+        raise OfficialExists("An official with that user name exists already.")
+    secret = pyotp.random_base32()
+    official = Official(
+        username=username,
+        role=chosen.value,
+        password_hash=_hasher().hash(password),
+        totp_secret=secret,
+        created_at=now,
+    )
+    session.add(official)
+    session.flush()
+    log.info("official_created", official_id=official.id, role=chosen.value)
+    return official, secret
+
+
+def provisioning_uri(official: Official, issuer: str = "healthcode") -> str:
+    """The ``otpauth://`` URI an authenticator app enrols from."""
+    return pyotp.TOTP(official.totp_secret).provisioning_uri(
+        name=official.username, issuer_name=issuer
+    )
+
+
+def authenticate_official(
+    session: Session, username: str, password: str, totp_code: str, now: datetime
+) -> Official:
+    """Check all three factors; return the official or raise one vague error.
+
+    A TOTP code is accepted in its own 30-second step or one either side,
+    and never twice: the step it matched is stored, and codes of that step
+    or earlier are refused afterwards.
+    """
+    refused = InvalidCredentials(
+        "The user name, password or one-time code is wrong; check them and try again."
+    )
+    official = session.scalars(
+        sa.select(Official).where(Official.username == username)
+    ).one_or_none()
+    hasher = _hasher()
+    try:
+        hasher.verify(official.password_hash if official else _dummy_hash(), password)
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        raise refused from None
+    if official is None or official.disabled_at is not None:
+        raise refused
+    if not isinstance(totp_code, str) or not _CODE.fullmatch(totp_code):
+        raise refused
+    totp = pyotp.TOTP(official.totp_secret)
+    current = int(now.timestamp()) // totp.interval
+    matched = None
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), totp_code):
+            matched = step
+    if matched is None or (
+        official.totp_last_step is not None and matched <= official.totp_last_step
+    ):
+        raise refused
+    official.totp_last_step = matched
+    if hasher.check_needs_rehash(official.password_hash):
+        official.password_hash = hasher.hash(password)
+    session.flush()
+    log.info("official_signed_in", official_id=official.id)
+    return official
+
+
+def get_official(session: Session, official_id: int) -> Official:
+    official = session.get(Official, official_id)
+    if official is None:
+        raise UnknownOfficial("No official has that id.")
+    return official
+
+
+# API keys
+
+
+class ApiKeyKind(StrEnum):
+    VENUE = "venue"
+    CHECKPOINT = "checkpoint"
+    DEPARTMENT = "department"
+
+
+_SCOPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+_KEY_PREFIX = "hck_"
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(
+    session: Session,
+    kind: str,
+    scope: str,
+    now: datetime,
+    *,
+    feed_kinds: list[str] | None = None,
+    label: str = "",
+    created_by: int | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a key; return its row and the key itself, shown this once only.
+
+    ``scope`` is the venue id, the checkpoint id, or for a department key
+    the department's name (which its imports are recorded under).
+    ``feed_kinds`` lists what a department key may send and is refused for
+    other kinds.
+    """
+    from healthcode.feeds.formats import FEED_KINDS
+
+    try:
+        chosen = ApiKeyKind(kind)
+    except ValueError:
+        raise InvalidScope(
+            f"The key kind must be one of {', '.join(k.value for k in ApiKeyKind)}."
+        ) from None
+    if not isinstance(scope, str) or not _SCOPE.fullmatch(scope):
+        raise InvalidScope(
+            "The scope must be 1 to 64 letters, digits, dots, dashes, colons or"
+            " underscores."
+        )
+    kinds = list(dict.fromkeys(feed_kinds or []))
+    if chosen is ApiKeyKind.DEPARTMENT:
+        unknown = [name for name in kinds if name not in FEED_KINDS]
+        if not kinds or unknown:
+            raise InvalidScope(
+                "A department key needs a list of the feed kinds it may send,"
+                f" from {', '.join(FEED_KINDS)}."
+            )
+    elif kinds:
+        raise InvalidScope("Only a department key is scoped to feed kinds.")
+    key = _KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        key_hash=_key_hash(key),
+        kind=chosen.value,
+        scope=scope,
+        feed_kinds=kinds,
+        label=label,
+        created_at=now,
+        created_by=created_by,
+    )
+    session.add(row)
+    session.flush()
+    log.info("api_key_created", api_key_id=row.id, kind=chosen.value)
+    return row, key
+
+
+def authenticate_api_key(session: Session, key: str, now: datetime) -> ApiKey:
+    """The live key row for ``key``, or :class:`InvalidApiKey`."""
+    refused = InvalidApiKey(
+        "The API key is missing, unknown or revoked; send a valid key in the"
+        " X-API-Key header."
+    )
+    if not isinstance(key, str) or not key.startswith(_KEY_PREFIX) or len(key) > 100:
+        raise refused
+    row = session.scalars(
+        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(key))
+    ).one_or_none()
+    if row is None or (row.revoked_at is not None and row.revoked_at <= now):
+        raise refused
+    return row
+
+
+def revoke_api_key(session: Session, key_id: int, now: datetime) -> ApiKey:
+    """Revoke a key from ``now`` on; revoking twice keeps the first time."""
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise UnknownApiKey("No API key has that id.")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.flush()
+        log.info("api_key_revoked", api_key_id=row.id)
+    return row
+
+
+def require_key_kind(key: ApiKey, *kinds: ApiKeyKind) -> None:
+    """Raise :class:`OutOfScope` unless the key is of one of ``kinds``."""
+    if key.kind not in {kind.value for kind in kinds}:
+        wanted = " or ".join(kind.value for kind in kinds)
+        raise OutOfScope(
+            f"This needs a {wanted} key; the key sent is a {key.kind} key."
+        )

@@ -1,0 +1,1 @@
+"""An append-only, hash-chained log of who read and changed what."""

@@ -1,0 +1,1 @@
+"""Guardians who hold the codes of family members without a smartphone."""

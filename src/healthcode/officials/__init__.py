@@ -1,0 +1,1 @@
+"""Officials' work: appeals, overrides, searches and statistics."""

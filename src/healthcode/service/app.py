@@ -1,0 +1,144 @@
+"""The HTTP service: :func:`create_app` builds it from settings.
+
+The app is thin: each endpoint parses its request, calls a domain service
+and shapes the answer. Errors are answered in one place
+(:mod:`healthcode.service.errors`). Endpoints are plain functions, which
+FastAPI runs in its thread pool, because the domain services and the
+database layer beneath them are synchronous.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from healthcode import __version__
+from healthcode.accounts.senders import CodeSender
+from healthcode.accounts.stores import Store
+from healthcode.config import Settings, get_settings
+from healthcode.service.errors import ErrorBody, install_error_handlers
+from healthcode.service.runtime import Clock, build_runtime
+
+__all__ = ["ERROR_RESPONSES", "create_app", "make_app"]
+
+log = structlog.get_logger(__name__)
+
+#: Declared on every endpoint: any 4xx answer has the error body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": ErrorBody,
+        "description": "Refused: the code says why, the message what to change.",
+    }
+}
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestLog:
+    """One log line per request, a request id for the lines in between.
+
+    The line names the route's template (``/v1/dependents/{dependent_id}``),
+    never the path as sent, and never the client's address. Answers carry
+    ``Cache-Control: no-store``, since most hold personal data that no proxy
+    or browser cache should keep.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"cache-control", b"no-store"))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message["headers"] = headers
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                route = scope.get("route")
+                log.info(
+                    "request",
+                    method=scope.get("method"),
+                    route=getattr(route, "path", "unmatched"),
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    store: Store | None = None,
+    sender: CodeSender | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build the service from ``settings`` (default: the environment's).
+
+    The configuration is checked here, before anything listens: a bad value
+    raises :class:`~healthcode.errors.ConfigurationError` naming its
+    variable. ``clock``, ``store``, ``sender`` and ``engine`` replace the
+    parts the settings would make, for tests and embedding.
+    """
+    from healthcode.service.routes import ROUTERS
+
+    settings = settings or get_settings()
+    runtime = build_runtime(
+        settings, clock=clock, store=store, sender=sender, engine=engine
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("service_started", redis=bool(settings.redis_url))
+        try:
+            yield
+        finally:
+            runtime.close()
+
+    app = FastAPI(
+        title="healthcode",
+        version=__version__,
+        summary="Health codes computed from department records, with their reasons.",
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(RequestLog)
+    return app
+
+
+def make_app() -> FastAPI:
+    """The app for ``uvicorn --factory``: settings from the environment."""
+    from healthcode.log import configure
+
+    settings = get_settings()
+    configure(settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,123 @@
+"""Hot statuses: a resident's status kept in the store between reads.
+
+A cached status is served only while three things hold:
+
+* no status has been written since it was cached. Every writer of statuses
+  (an import, a recolour, an override, a read that found a status stale)
+  first raises ``recolor_guard.writes``; the cache keeps the value it saw
+  and compares it with the current one, one primary-key read of a one-row
+  table. So a recolour anywhere, by this process, another worker or the
+  command line, retires every cached status at once, and nothing older than
+  the stored ``as_of`` is ever served;
+* its ``recheck_at`` has not passed (time may have changed the colour);
+* the day has not turned (cached statuses expire at the daily expiry,
+  00:00 in the region's zone by default, like the codes).
+
+The fence is global, so a busy import makes every read a miss until it
+ends. A version number per status would keep unrelated residents' entries
+alive; it wants a column on ``statuses``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from healthcode.accounts.stores import Store
+from healthcode.codes.format import next_daily_expiry
+from healthcode.status.models import RecolorGuard, Status
+from healthcode.status.services import StatusView, current_status
+
+__all__ = ["StatusCache"]
+
+
+def _writes(session: Session) -> int:
+    value = session.scalar(sa.select(RecolorGuard.writes).where(RecolorGuard.id == 1))
+    return int(value or 0)
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class StatusCache:
+    """Statuses by resident id, in a :class:`~healthcode.accounts.stores.Store`."""
+
+    def __init__(
+        self, store: Store, zone: ZoneInfo, daily_expiry: time = time(0, 0)
+    ) -> None:
+        self.store = store
+        self.zone = zone
+        self.daily_expiry = daily_expiry
+        self.hits = 0
+        self.misses = 0
+
+    def status(self, session: Session, resident_id: int, now: datetime) -> StatusView:
+        """The resident's status at ``now``, from the cache when it is current."""
+        key = f"status:{resident_id}"
+        fence = _writes(session)
+        raw = self.store.get(key)
+        if raw is not None:
+            entry = orjson.loads(raw)
+            recheck = _instant(entry["recheckAt"])
+            if (
+                entry["fence"] == fence
+                and datetime.fromisoformat(entry["expiresAt"]) > now
+                and (recheck is None or recheck > now)
+            ):
+                self.hits += 1
+                return _view(resident_id, entry)
+        self.misses += 1
+        view = current_status(session, resident_id, now)
+        # A read that recoloured wrote in this transaction, which may still
+        # roll back; its result is not cached until a later read sees it
+        # committed.
+        if _writes(session) != fence:
+            return view
+        stored = session.get(Status, resident_id)
+        recheck_at = stored.recheck_at if stored is not None else None
+        expires = next_daily_expiry(now, self.daily_expiry, self.zone)
+        if recheck_at is not None:
+            expires = min(expires, recheck_at)
+        ttl = (expires - now).total_seconds()
+        if ttl >= 1:
+            self.store.set(
+                key, orjson.dumps(_entry(view, fence, expires, recheck_at)), ttl
+            )
+        return view
+
+    def forget(self, resident_id: int) -> None:
+        self.store.delete(f"status:{resident_id}")
+
+
+def _entry(
+    view: StatusView, fence: int, expires: datetime, recheck_at: datetime | None
+) -> dict[str, Any]:
+    return {
+        "fence": fence,
+        "expiresAt": expires.isoformat(),
+        "recheckAt": recheck_at.isoformat() if recheck_at else None,
+        "colour": view.colour,
+        "reasons": view.reasons,
+        "asOf": view.as_of.isoformat(),
+        "changesAt": view.changes_at.isoformat() if view.changes_at else None,
+        "changesTo": view.changes_to,
+        "ruleSet": view.rule_set,
+    }
+
+
+def _view(resident_id: int, entry: dict[str, Any]) -> StatusView:
+    return StatusView(
+        resident_id=resident_id,
+        colour=entry["colour"],
+        reasons=entry["reasons"],
+        as_of=datetime.fromisoformat(entry["asOf"]),
+        changes_at=_instant(entry["changesAt"]),
+        changes_to=entry["changesTo"],
+        rule_set=entry["ruleSet"],
+    )

@@ -1,0 +1,7 @@
+"""The endpoints, one module per kind of caller."""
+
+from fastapi import APIRouter
+
+from healthcode.service.routes import meta
+
+ROUTERS: list[APIRouter] = [meta.router]

@@ -1,0 +1,118 @@
+"""Request and answer bodies of the HTTP service.
+
+Field names are camelCase on the wire. Requests refuse fields they do not
+know, so that a misspelt field is reported instead of silently ignored.
+Free text is checked here for what the database cannot hold or a screen
+should not show (NUL and other control characters, unpaired surrogates);
+instants must carry an offset and lie in a sane range, because the domain
+compares them with aware clocks.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from healthcode.identity.documents import DocumentKind
+
+Colour = Literal["green", "grey", "yellow", "red"]
+OverrideColour = Literal["green", "yellow", "red"]
+
+
+class Request(BaseModel):
+    """A request body: camelCase fields, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid"
+    )
+
+
+class Answer(BaseModel):
+    """An answer body: camelCase fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def _printable(value: str, *, lines: bool) -> str:
+    for char in value:
+        if "\ud800" <= char <= "\udfff":
+            raise ValueError("the text holds an unpaired surrogate")
+        category = unicodedata.category(char)
+        if category == "Cc" and not (lines and char in "\n\t"):
+            raise ValueError("the text holds a control character")
+        if category in ("Cs", "Co"):
+            raise ValueError("the text holds a character that cannot be shown")
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("the text is empty")
+    return stripped
+
+
+def _one_line(value: str) -> str:
+    return _printable(value, lines=False)
+
+
+def _many_lines(value: str) -> str:
+    return _printable(value, lines=True)
+
+
+#: A line of text such as a reason or a purpose.
+Line = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), AfterValidator(_one_line)
+]
+#: A message of several lines, such as an appeal.
+Message = Annotated[
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_many_lines)
+]
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _instant(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("the time needs an offset, such as +08:00 or Z")
+    try:
+        moment = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("the time lies outside the years 2000 to 2199") from None
+    if not _EARLIEST <= moment < _LATEST:
+        raise ValueError("the time lies outside the years 2000 to 2199")
+    return moment
+
+
+#: An instant with an offset, returned in UTC.
+Instant = Annotated[datetime, AfterValidator(_instant)]
+
+#: A database id in a path or a body.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class Health(Answer):
+    status: Literal["ok"]
+    version: str
+
+
+class DocumentIn(Request):
+    """An identity document: its kind, number and, for passports, country."""
+
+    kind: DocumentKind = DocumentKind.CN_ID
+    number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    country: Annotated[str, StringConstraints(max_length=3)] = Field(
+        default="", description="ISO 3166 alpha-3 issuing country, passports only."
+    )
+
+
+def plain(value: Any) -> Any:
+    """``value`` with instants as ISO text, for free-form JSON fields."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value

@@ -1,0 +1,104 @@
+"""The app as a whole: schema, docs, error bodies, headers, start-up checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import Engine
+
+from healthcode.config import Settings
+from healthcode.errors import ConfigurationError
+from healthcode.service.app import create_app
+
+
+def test_health_answers_with_the_version(client: TestClient) -> None:
+    response = client.get("/v1/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": "0.1.0"}
+    assert response.headers["cache-control"] == "no-store"
+    assert len(response.headers["x-request-id"]) == 16
+
+
+def test_the_schema_and_the_docs_are_served(client: TestClient) -> None:
+    schema = client.get("/openapi.json")
+    docs = client.get("/docs")
+
+    assert schema.status_code == 200
+    assert schema.json()["info"]["title"] == "healthcode"
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+
+
+def test_every_operation_declares_the_error_body(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+
+    operations = [
+        (path, method, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+
+    assert operations
+    for path, method, operation in operations:
+        responses = operation["responses"]
+        assert "4XX" in responses, f"{method} {path}"
+        assert "422" not in responses, f"{method} {path} keeps FastAPI's own 422"
+
+
+def test_an_unknown_path_has_the_error_body(client: TestClient) -> None:
+    response = client.get("/v1/nothing-here")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "code": "not_found",
+        "message": "There is nothing at this path; the endpoints are listed at /docs.",
+        "problems": [],
+    }
+
+
+def test_a_wrong_method_has_the_error_body(client: TestClient) -> None:
+    response = client.delete("/v1/health")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_a_missing_database_is_named_at_start_up(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/absent/x.db")
+
+    with pytest.raises(ConfigurationError, match="HEALTHCODE_DATABASE_URL"):
+        create_app(settings)
+
+
+def test_an_unmigrated_database_is_named_at_start_up(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/empty.db")
+
+    with pytest.raises(ConfigurationError, match="not migrated"):
+        create_app(settings)
+
+
+def test_an_unreachable_redis_is_named_at_start_up(engine: Engine) -> None:
+    # Port 1 on the loopback: nothing listens there.
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        redis_url="redis://127.0.0.1:1/0",
+    )
+
+    with pytest.raises(ConfigurationError, match="HEALTHCODE_REDIS_URL"):
+        create_app(settings, engine=engine)
+
+
+def test_a_sign_in_file_in_a_missing_folder_is_named(
+    engine: Engine, tmp_path: Path
+) -> None:
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        sign_in_sender="file",
+        sign_in_file=str(tmp_path / "absent" / "codes.ndjson"),
+    )
+
+    with pytest.raises(ConfigurationError, match="HEALTHCODE_SIGN_IN_FILE"):
+        create_app(settings, engine=engine)
