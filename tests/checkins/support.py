@@ -22,9 +22,10 @@ from healthcode.checkins.services import (
     record_checkins,
     register_venue,
 )
-from healthcode.checkins.tracing import TracingPolicy, TraceReport, trace
+from healthcode.checkins.tracing import TraceReport, TracingPolicy, trace
 from healthcode.feeds.models import CaseReport, FeedImport, LabResult, TravelSegment
 from healthcode.identity.models import Resident
+from healthcode.status.services import recolor_residents
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The clock of every test: 2026-03-10 12:00 in Shanghai.
@@ -79,7 +80,10 @@ class World:
             ]
             session.add_all(people)
             session.flush()
-            return [person.id for person in people]
+            ids = [person.id for person in people]
+            # Everyone starts green, so that tracing's colours are changes.
+            recolor_residents(session, ids, NOW - timedelta(days=30), "register")
+            return ids
 
     def venue(self, venue_type: str = "restaurant", name: str = "Noodle Bar") -> int:
         with Session(self.engine) as session, session.begin():

@@ -18,7 +18,8 @@ a date-time string)::
       "riskStays": [{"level", "areaCode", "areaName", "from", "to",
                      "minutes", "via"}],
       "declaredRiskStays": [the same, from trips residents declared],
-      "exposures": [{"at", "place", "minutes", "lastNegativeAfter"}]
+      "exposures": [{"at", "from", "to", "kind", "place", "minutes",
+                     "lastNegativeAfter"}]
     }
 
 ``firstNegativeAfter`` and ``lastNegativeAfter`` are the first and last
@@ -31,7 +32,10 @@ station is not a stay, and neither is a connection shorter than the rule's
 threshold, because the rule measures ``minutes``.
 
 Every item also carries ``ref``: the record kind, the sending department and
-its record id, which is what a reason shows as evidence.
+its record id, which is what a reason shows as evidence. An exposure found by
+contact tracing names the case's record and the place key (a venue, or a
+train carriage or flight on a date); its ``at`` is when the shared time
+ended, from which "3 days after" and "the last 14 days" are counted.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class ResidentRecords:
     orders: list[Sequence[Any]] = field(default_factory=list)
     travel: list[Sequence[Any]] = field(default_factory=list)
     declarations: list[Sequence[Any]] = field(default_factory=list)
+    exposures: list[Sequence[Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,22 @@ def build_facts(
             }
         )
 
+    exposures = []
+    for row in records.exposures:
+        _rid, department, source_id, kind, place, label, starts, ends, minutes = row
+        exposures.append(
+            {
+                "at": ends,
+                "from": starts,
+                "to": ends,
+                "kind": kind,
+                "place": label,
+                "minutes": minutes,
+                "lastNegativeAfter": negatives_after(ends)[1],
+                "ref": {**_ref("exposure", department, source_id), "place": place},
+            }
+        )
+
     return {
         "now": now,
         "resident": {
@@ -195,7 +216,7 @@ def build_facts(
         ],
         "declarations": declarations,
         **_risk_stays_by_source(records, areas, now),
-        "exposures": [],
+        "exposures": exposures,
     }
 
 

@@ -33,6 +33,7 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from healthcode.checkins.models import Exposure
 from healthcode.config import get_settings
 from healthcode.db import fetch_plain
 from healthcode.feeds.models import (
@@ -124,6 +125,17 @@ _RECORD_QUERIES: dict[str, sa.Select[Any]] = {
         Declaration.visited_from,
         Declaration.visited_to,
     ),
+    "exposures": sa.select(
+        Exposure.resident_id,
+        CaseReport.department,
+        CaseReport.source_id,
+        Exposure.kind,
+        Exposure.place,
+        Exposure.place_label,
+        Exposure.starts_at,
+        Exposure.ends_at,
+        Exposure.overlap_minutes,
+    ).join(CaseReport, CaseReport.id == Exposure.case_report_id),
 }
 
 _RESIDENT_QUERY = sa.select(
