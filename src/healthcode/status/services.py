@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from healthcode.checkins.models import Exposure
 from healthcode.config import get_settings
-from healthcode.db import fetch_plain
+from healthcode.db import fetch_plain, sqlite_instant_text
 from healthcode.feeds.models import (
     CaseReport,
     Declaration,
@@ -293,10 +293,7 @@ def _write(
     if connection.dialect.name == "postgresql":
         _write_postgres(connection, changes)
     else:
-        if changes.upserts:
-            connection.execute(_upsert_statement(connection), changes.upserts)
-        if changes.events:
-            connection.execute(sa.insert(StatusEvent), changes.events)
+        _write_sqlite(connection, changes)
     report.written += len(changes.upserts)
     if changes.events:
         # The first colour a resident ever gets is not a change of colour.
@@ -335,24 +332,6 @@ def _records_version(connection: Connection) -> int:
     )
 
 
-@functools.cache
-def _upsert_for(dialect_name: str) -> Any:
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(Status)
-    columns = ("colour", "reasons", "as_of", "changes_at", "changes_to", "recheck_at")
-    return statement.on_conflict_do_update(
-        index_elements=[Status.resident_id],
-        set_={name: statement.excluded[name] for name in (*columns, "rule_set")},
-    )
-
-
-def _upsert_statement(connection: Connection) -> Any:
-    return _upsert_for(connection.dialect.name)
-
-
 _STATUS_COLUMNS = (
     "resident_id",
     "colour",
@@ -377,6 +356,53 @@ def _copy_rows(
                     for name in columns
                 ]
             )
+
+
+def _sqlite_value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "reasons":
+        return orjson.dumps(value).decode()
+    if isinstance(value, datetime):
+        return sqlite_instant_text(value)
+    return value
+
+
+def _write_sqlite(connection: Connection, changes: _Changes) -> None:
+    """Statuses and events through the driver's own executemany.
+
+    The values are put in their stored form here, once, instead of through
+    SQLAlchemy's per-row parameter processing, which costs more than SQLite
+    spends storing them.
+    """
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if changes.upserts:
+            columns = ", ".join(_STATUS_COLUMNS)
+            updates = ", ".join(
+                f"{name} = excluded.{name}" for name in _STATUS_COLUMNS[1:]
+            )
+            marks = ", ".join("?" for _ in _STATUS_COLUMNS)
+            cursor.executemany(
+                f"INSERT INTO statuses ({columns}) VALUES ({marks})"
+                f" ON CONFLICT (resident_id) DO UPDATE SET {updates}",
+                [
+                    tuple(_sqlite_value(name, row[name]) for name in _STATUS_COLUMNS)
+                    for row in changes.upserts
+                ],
+            )
+        if changes.events:
+            columns = ", ".join(_EVENT_COLUMNS)
+            marks = ", ".join("?" for _ in _EVENT_COLUMNS)
+            cursor.executemany(
+                f"INSERT INTO status_events ({columns}) VALUES ({marks})",
+                [
+                    tuple(_sqlite_value(name, row[name]) for name in _EVENT_COLUMNS)
+                    for row in changes.events
+                ],
+            )
+    finally:
+        cursor.close()
 
 
 def _write_postgres(connection: Connection, changes: _Changes) -> None:
