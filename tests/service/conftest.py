@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import StarletteDeprecationWarning
 
 from healthcode.accounts.senders import phone_digest
+from healthcode.accounts.services import normalize_phone
 from healthcode.accounts.stores import MemoryStore, RedisStore, Store
 from healthcode.config import Settings
 from healthcode.service.app import create_app
@@ -100,7 +101,7 @@ class Outbox:
         self.sent.setdefault(phone_digest(phone), []).append(code)
 
     def last(self, phone: str) -> str:
-        return self.sent[phone_digest(phone)][-1]
+        return self.sent[phone_digest(normalize_phone(phone))][-1]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -188,11 +189,11 @@ def _check_lock(store: Store, digest: str, now: datetime) -> None:
         return
     until = datetime.fromisoformat(orjson.loads(raw)["until"])
     if until > now:
-        minutes = max(1, int((until - now).total_seconds() // 60) + 1)
+        seconds = (until - now).total_seconds()
         raise SignInLocked(
             "Too many wrong sign-in codes were tried for this phone number; try"
-            f" again in {minutes} minutes.",
-            retry_after=int((until - now).total_seconds()) + 1,
+            f" again in {max(1, math.ceil(seconds / 60))} minutes.",
+            retry_after=max(1, math.ceil(seconds)),
         )
 
 
@@ -213,11 +214,15 @@ def request_sign_in_code(
     digest = phone_digest(number)
     _check_lock(store, digest, now)
     wait = policy.resend_after.total_seconds()
-    if not store.add(f"sign-in-sent:{digest}", b"1", wait):
+    # One code per resend window, the window chosen from the caller's clock;
+    # adding the window's key is atomic, so two requests at once send one.
+    window = int(now.timestamp() // wait)
+    if not store.add(f"sign-in-sent:{digest}:{window}", b"1", wait + 1):
+        retry = max(1, int((window + 1) * wait - now.timestamp()) + 1)
         raise RateLimited(
             "A sign-in code was sent to this number moments ago; wait"
-            f" {int(wait)} seconds before asking for another.",
-            retry_after=int(wait),
+            f" {retry} seconds before asking for another.",
+            retry_after=retry,
         )
     RateLimiter(store).hit(
         "sign-in-send", digest, policy.sends_per_hour, timedelta(hours=1), now

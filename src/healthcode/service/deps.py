@@ -44,6 +44,7 @@ from healthcode.service.runtime import Runtime
 __all__ = [
     "COOKIE_NAME",
     "AccountCaller",
+    "Caller",
     "Db",
     "Now",
     "OfficialCaller",

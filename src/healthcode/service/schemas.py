@@ -116,3 +116,53 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(item) for item in value]
     return value
+
+
+# Sign-in
+
+Client = Literal["app", "page"]
+
+
+class SignInCodeRequest(Request):
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
+        description="A mainland mobile number, or +country code and number."
+    )
+
+
+class SignInCodeSent(Answer):
+    valid_until: datetime = Field(description="When the code stops working.")
+
+
+class SignInRequest(Request):
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    code: Annotated[str, StringConstraints(min_length=1, max_length=12)]
+    client: Client = Field(
+        default="app",
+        description="app: answer with a bearer token; page: set a session cookie.",
+    )
+
+
+class OfficialSignInRequest(Request):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    totp: Annotated[str, StringConstraints(min_length=1, max_length=12)] = Field(
+        description="The six digits the authenticator app shows now."
+    )
+    client: Client = "app"
+
+
+class SessionAnswer(Answer):
+    """A new session; the token is given once, and only to apps."""
+
+    token: str | None = Field(
+        default=None, description="Send as Authorization: Bearer <token>."
+    )
+    token_type: Literal["bearer"] | None = None
+    expires_at: datetime
+    caller: str = Field(description="account:<id> or official:<id>.")
+    role: str | None = None
+
+
+class CallerAnswer(Answer):
+    caller: str = Field(description="account:<id> or official:<id>.")
+    role: str | None = None

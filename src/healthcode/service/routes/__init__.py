@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from healthcode.service.routes import meta
+from healthcode.service.routes import meta, signin
 
-ROUTERS: list[APIRouter] = [meta.router]
+ROUTERS: list[APIRouter] = [meta.router, signin.router]
