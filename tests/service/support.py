@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyotp
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.services import create_api_key, create_official
+from healthcode.feeds.services import import_feed
+from healthcode.status.services import recolor_residents
 
 PASSWORD = "correct horse battery"
 
@@ -70,3 +75,44 @@ def api_key(
     with Session(engine) as session, session.begin():
         _, key = create_api_key(session, kind, scope, now, feed_kinds=feed_kinds)
     return {"X-API-Key": key}
+
+
+def import_identities(
+    engine: Engine,
+    folder: Path,
+    now: datetime,
+    people: list[tuple[str, str]],
+    region: str = "610113",
+) -> None:
+    """Have the identity registry confirm (number, name) pairs, as a feed."""
+    lines = [
+        "record_id,doc_kind,doc_number,doc_country,name,region_code,outcome,confirmed_at"
+    ]
+    for number, name in people:
+        lines.append(
+            f"PS-{number},cn-id,{number},,{name},{region},confirmed,2026-03-01T09:00:00"
+        )
+    path = folder / f"identities-{secrets.token_hex(4)}.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_feed(
+        engine,
+        "identities",
+        path,
+        now=now,
+        zone=ZoneInfo("Asia/Shanghai"),
+        future_skew=timedelta(minutes=5),
+        recolor=recolor_residents,
+    )
+    assert report.committed, report.errors
+
+
+def register_me(
+    client: Any, headers: dict[str, str], number: str, name: str
+) -> dict[str, Any]:
+    answer = client.post(
+        "/v1/residents/me",
+        json={"document": {"kind": "cn-id", "number": number}, "name": name},
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()

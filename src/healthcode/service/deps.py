@@ -28,7 +28,7 @@ from fastapi.security import (
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.errors import NotSignedIn, OutOfScope
-from healthcode.accounts.models import Account, ApiKey, Official
+from healthcode.accounts.models import Account, Official
 from healthcode.accounts.services import (
     ApiKeyKind,
     Permission,
@@ -44,10 +44,13 @@ from healthcode.service.runtime import Runtime
 __all__ = [
     "COOKIE_NAME",
     "AccountCaller",
+    "AccountRef",
     "Caller",
     "Db",
+    "KeyRef",
     "Now",
     "OfficialCaller",
+    "OfficialRef",
     "Rt",
     "api_key_of",
     "official_with",
@@ -114,75 +117,100 @@ Caller = Annotated[Principal, Depends(signed_in)]
 
 
 @dataclass(frozen=True)
-class SignedInAccount:
-    principal: Principal
-    account: Account
+class AccountRef:
+    """The signed-in phone's account, read in a session of its own.
 
+    Callers are looked up outside the request's own transaction, so that an
+    endpoint that hands work to another transaction (a feed import) does not
+    hold a read snapshot from before that work committed.
+    """
 
-def account_caller(principal: Caller, session: Db) -> SignedInAccount:
-    """A resident or guardian signed in with their phone."""
-    if principal.kind != "account":
-        raise OutOfScope("This is for residents and guardians signed in by phone.")
-    account = session.get(Account, principal.id)
-    if account is None:
-        raise NotSignedIn("The session's account no longer exists.")
-    return SignedInAccount(principal, account)
-
-
-AccountCaller = Annotated[SignedInAccount, Depends(account_caller)]
-
-
-@dataclass(frozen=True)
-class SignedInOfficial:
-    principal: Principal
-    official: Official
+    id: int
+    resident_id: int | None
 
     @property
     def actor(self) -> str:
-        return self.principal.actor
+        return f"account:{self.id}"
+
+
+def account_caller(principal: Caller, rt: Rt) -> AccountRef:
+    """A resident or guardian signed in with their phone."""
+    if principal.kind != "account":
+        raise OutOfScope("This is for residents and guardians signed in by phone.")
+    with Session(rt.engine) as session:
+        account = session.get(Account, principal.id)
+        if account is None:
+            raise NotSignedIn("The session's account no longer exists.")
+        return AccountRef(account.id, account.resident_id)
+
+
+AccountCaller = Annotated[AccountRef, Depends(account_caller)]
+
+
+@dataclass(frozen=True)
+class OfficialRef:
+    """The signed-in official, with the role their account holds now."""
+
+    id: int
+    username: str
+    role: str
 
     @property
-    def role(self) -> str:
-        return self.official.role
+    def actor(self) -> str:
+        return f"official:{self.id}"
 
 
-def official_caller(principal: Caller, session: Db, now: Now) -> SignedInOfficial:
+def official_caller(principal: Caller, rt: Rt, now: Now) -> OfficialRef:
     """An official with a live account; their role is read fresh each time."""
     if principal.kind != "official":
         raise OutOfScope("This is for officials signed in with password and TOTP.")
-    official = session.get(Official, principal.id)
-    if official is None or (
-        official.disabled_at is not None and official.disabled_at <= now
-    ):
-        raise NotSignedIn("The official's account is disabled.")
-    return SignedInOfficial(principal, official)
+    with Session(rt.engine) as session:
+        official = session.get(Official, principal.id)
+        if official is None or (
+            official.disabled_at is not None and official.disabled_at <= now
+        ):
+            raise NotSignedIn("The official's account is disabled.")
+        return OfficialRef(official.id, official.username, official.role)
 
 
-OfficialCaller = Annotated[SignedInOfficial, Depends(official_caller)]
+OfficialCaller = Annotated[OfficialRef, Depends(official_caller)]
 
 
-def official_with(
-    permission: Permission,
-) -> Callable[[SignedInOfficial], SignedInOfficial]:
+def official_with(permission: Permission) -> Callable[[OfficialRef], OfficialRef]:
     """A dependency: an official whose role grants ``permission``."""
 
-    def dependency(caller: OfficialCaller) -> SignedInOfficial:
-        require_permission(caller.official.role, permission)
+    def dependency(caller: OfficialCaller) -> OfficialRef:
+        require_permission(caller.role, permission)
         return caller
 
     return dependency
 
 
-def api_key_of(*kinds: ApiKeyKind) -> Callable[..., ApiKey]:
+@dataclass(frozen=True)
+class KeyRef:
+    """The API key a request carries, once checked."""
+
+    id: int
+    kind: str
+    scope: str
+    feed_kinds: tuple[str, ...]
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.id}"
+
+
+def api_key_of(*kinds: ApiKeyKind) -> Callable[..., KeyRef]:
     """A dependency: the live API key sent, which must be of one of ``kinds``."""
 
     def dependency(
-        session: Db,
+        rt: Rt,
         now: Now,
         key: Annotated[str | None, Depends(key_scheme)],
-    ) -> ApiKey:
-        row = authenticate_api_key(session, key or "", now)
-        require_key_kind(row, *kinds)
-        return row
+    ) -> KeyRef:
+        with Session(rt.engine) as session:
+            row = authenticate_api_key(session, key or "", now)
+            require_key_kind(row, *kinds)
+            return KeyRef(row.id, row.kind, row.scope, tuple(row.feed_kinds or ()))
 
     return dependency

@@ -25,6 +25,7 @@ from healthcode.codes.services import CodeService
 from healthcode.config import Settings
 from healthcode.db import make_engine, utcnow
 from healthcode.errors import ConfigurationError, HealthcodeError
+from healthcode.family.services import FamilyPolicy
 from healthcode.service.cache import StatusCache
 
 __all__ = ["Runtime", "build_runtime"]
@@ -54,6 +55,16 @@ class Runtime:
     @property
     def official_session_ttl(self) -> timedelta:
         return timedelta(hours=self.settings.official_session_hours)
+
+    @property
+    def family(self) -> FamilyPolicy:
+        return FamilyPolicy(
+            max_dependents=self.settings.max_dependents,
+            max_guardians=self.settings.max_guardians,
+            child_under=self.settings.dependent_child_under,
+            elder_from=self.settings.dependent_elder_from,
+            zone=self.settings.tz,
+        )
 
     def close(self) -> None:
         if self.owns_engine:

@@ -166,3 +166,107 @@ class SessionAnswer(Answer):
 class CallerAnswer(Answer):
     caller: str = Field(description="account:<id> or official:<id>.")
     role: str | None = None
+
+
+# Residents, statuses and codes
+
+
+class RegisterRequest(Request):
+    document: DocumentIn
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="The name exactly as the document shows it."
+    )
+    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] | None = (
+        Field(default=None, description="GB/T 2260 county code of residence.")
+    )
+
+
+class StatusAnswer(Answer):
+    """A colour, every reason for it, and when it will change by itself."""
+
+    resident_id: int
+    colour: Colour
+    reasons: list[dict[str, Any]] = Field(
+        description="Rule, version, colour, text in zh and en, until, evidence;"
+        " an official's override comes first and the reasons it overrides are"
+        " marked overridden."
+    )
+    as_of: datetime
+    changes_at: datetime | None
+    changes_to: Colour | None
+    rule_set: str
+
+
+class ResidentAnswer(Answer):
+    resident_id: int
+    masked_name: str
+    document: str = Field(description="The document number with its middle hidden.")
+    identity_state: Literal["pending", "confirmed", "rejected"]
+    holder: Literal["self", "guardian"]
+    status: StatusAnswer
+
+
+class CodeAnswer(Answer):
+    """A code just issued; show ``text`` as a QR code in alphanumeric mode."""
+
+    text: str
+    purpose: Literal["screen", "paper"]
+    colour: Colour | None = Field(description="None on paper codes.")
+    masked_name: str
+    region: str
+    region_name: str
+    key_name: str
+    issued_at: datetime
+    valid_until: datetime
+    status_index: int | None = None
+
+
+class HistoryEvent(Answer):
+    at: datetime
+    from_colour: Colour | None
+    to_colour: Colour
+    cause: str
+    rules: list[str]
+
+
+class Visit(Request):
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
+        description="GB/T 2260 code of the place visited."
+    )
+    place: Line | None = None
+    from_: Instant | None = Field(default=None, alias="from")
+    to: Instant | None = None
+
+
+class DeclarationRequest(Request):
+    """Today's health declaration; a visit to another place is optional."""
+
+    fever: bool
+    respiratory: bool = Field(description="Cough, sore throat, short breath.")
+    visited: Visit | None = None
+
+
+class DeclarationAnswer(Answer):
+    record_id: str
+    status: StatusAnswer
+
+
+# Dependents
+
+
+class DependentRequest(Request):
+    document: DocumentIn
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="The dependent's name exactly as the document shows it."
+    )
+
+
+class DependentAnswer(Answer):
+    guardianship_id: int
+    resident_id: int
+    masked_name: str
+    state: Literal["active", "pending", "removed"] = Field(
+        description="pending: an official must approve before the code is shown."
+    )
+    basis: Literal["child", "elder", "approval"]
+    created_at: datetime

@@ -2,6 +2,11 @@
 
 from fastapi import APIRouter
 
-from healthcode.service.routes import meta, signin
+from healthcode.service.routes import dependents, meta, residents, signin
 
-ROUTERS: list[APIRouter] = [meta.router, signin.router]
+ROUTERS: list[APIRouter] = [
+    meta.router,
+    signin.router,
+    residents.router,
+    dependents.router,
+]
