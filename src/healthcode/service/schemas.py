@@ -270,3 +270,51 @@ class DependentAnswer(Answer):
     )
     basis: Literal["child", "elder", "approval"]
     created_at: datetime
+
+
+# Feeds
+
+
+class RowProblem(Answer):
+    line: int = Field(description="The file line the row starts on, or row number.")
+    field: str | None
+    reason: str
+
+
+class ImportAnswer(Answer):
+    """What an import read, wrote and refused: the command line's report."""
+
+    kind: str
+    file_name: str
+    department: str
+    mode: Literal["all-or-nothing", "skip-bad"]
+    read: int
+    imported: int
+    updated: int
+    unchanged: int
+    rejected: int
+    statuses_changed: int
+    committed: bool
+    import_id: int | None
+    errors: list[RowProblem]
+
+
+class RiskAreaIn(Request):
+    """A risk area, declared, changed (same record id) or ended (an end time)."""
+
+    record_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="The commission's own id; sending it again changes the area."
+    )
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
+        description="GB/T 2260 code of the area, or of the county of a named place."
+    )
+    name: Line | None = Field(
+        default=None, description="A street or compound inside the county, if finer."
+    )
+    level: Literal["high", "medium", "low"]
+    starts_at: Instant
+    ends_at: Instant | None = None
+
+
+class RiskAreasRequest(Request):
+    areas: Annotated[list[RiskAreaIn], Field(min_length=1, max_length=10_000)]

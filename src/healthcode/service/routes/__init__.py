@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from healthcode.service.routes import dependents, meta, residents, signin
+from healthcode.service.routes import dependents, feeds, meta, residents, signin
 
 ROUTERS: list[APIRouter] = [
     meta.router,
     signin.router,
     residents.router,
     dependents.router,
+    feeds.router,
 ]
