@@ -66,8 +66,9 @@ _KEYS: dict[str, Any] = {}
 
 
 def _key(kind: str) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
-    # Key generation, RSA above all, is slow; one key of each kind serves
-    # every test.
+    # Key generation, RSA above all, is slow; one key per name serves every
+    # test. "rsa" is RSA-2048, "p384" a P-384 key, any other name a P-256
+    # key of its own.
     if kind not in _KEYS:
         if kind == "rsa":
             _KEYS[kind] = rsa.generate_private_key(65537, 2048)
