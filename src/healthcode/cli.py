@@ -42,6 +42,9 @@ def _register() -> None:
     app.command("status")(status_command)
     app.command("recolor")(recolor_command)
     app.command("register")(register_command)
+    from healthcode.certificates.cli import import_certificate_command
+
+    app.command("import-certificate")(import_certificate_command)
     bench_app.command("recolor")(bench_recolor_command)
     from healthcode.accounts.cli import accounts_app
     from healthcode.audit.cli import audit_app

@@ -110,6 +110,7 @@ class CertificateTrust:
         issuers: Path | None = None,
         rules: Path | None = None,
         country: str = "CN",
+        skew: timedelta = timedelta(minutes=5),
     ) -> CertificateTrust:
         """Load the configured files; any that cannot be used fails at once."""
         rule_list: tuple[BusinessRule, ...] = ()
@@ -139,6 +140,7 @@ class CertificateTrust:
             ),
             rules=rule_list,
             country=country,
+            skew=skew,
         )
 
 
