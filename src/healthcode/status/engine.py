@@ -47,10 +47,21 @@ def evaluate(
 ) -> Evaluation:
     """Colour a resident at ``now`` and say when that will change by itself."""
     rules = rule_set.select(facts["resident"]["regionCode"], now)
-    colour, hits, edges, failures = _apply(rules, facts, now)
+    computed, hits, edges, failures = _apply(rules, facts, now)
+    # An official's override sets the colour while it lasts; the rules' own
+    # reasons stay listed, marked as overridden, and its expiry is an edge
+    # at which the computed colour comes back by itself.
+    override = _override_at(facts, now)
+    edges.extend(item["expiresAt"] for item in facts.get("overrides", ()))
+    colour = override["colour"] if override is not None else computed
     result = Evaluation(colour=colour, reasons=[], as_of=now, failures=failures)
     if explain:
         result.reasons = [_reason(rule, item, until) for rule, item, until in hits]
+        if override is not None:
+            result.reasons = [
+                _override_reason(override),
+                *(dict(reason, overridden=True) for reason in result.reasons),
+            ]
     future = sorted(edge for edge in edges if edge > now)
     if not future:
         return result
@@ -59,6 +70,9 @@ def evaluate(
         later = dict(facts, now=moment)
         later_rules = rule_set.select(facts["resident"]["regionCode"], moment)
         later_colour = _apply(later_rules, later, moment)[0]
+        later_override = _override_at(facts, moment)
+        if later_override is not None:
+            later_colour = later_override["colour"]
         if later_colour != colour:
             result.changes_at = moment
             result.changes_to = later_colour
@@ -113,6 +127,29 @@ def _apply(
             if SEVERITY[rule.colour] > SEVERITY[colour]:
                 colour = rule.colour
     return colour, hits, edges, failures
+
+
+def _override_at(facts: dict[str, Any], moment: datetime) -> dict[str, Any] | None:
+    """The newest override in force at ``moment``, if any."""
+    for item in facts.get("overrides", ()):
+        if item["setAt"] <= moment < item["expiresAt"]:
+            return item  # type: ignore[no-any-return]
+    return None
+
+
+def _override_reason(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rule": "OFFICIAL-OVERRIDE",
+        "version": "1.0.0",
+        "colour": item["colour"],
+        "text": {
+            "zh": f"工作人员调整（{item['authorRole']}）：{item['reason']}",
+            "en": f"Set by an official ({item['authorRole']}): {item['reason']}",
+        },
+        "until": item["expiresAt"].isoformat(),
+        "override": True,
+        "evidence": {key: _plain(value) for key, value in item.items()},
+    }
 
 
 def _instant(expression: Any, context: dict[str, Any]) -> datetime | None:

@@ -19,7 +19,8 @@ a date-time string)::
                      "minutes", "via"}],
       "declaredRiskStays": [the same, from trips residents declared],
       "exposures": [{"at", "from", "to", "kind", "place", "minutes",
-                     "lastNegativeAfter"}]
+                     "lastNegativeAfter"}],
+      "overrides": [{"colour", "reason", "authorRole", "setAt", "expiresAt"}]
     }
 
 ``firstNegativeAfter`` and ``lastNegativeAfter`` are the first and last
@@ -36,6 +37,10 @@ its record id, which is what a reason shows as evidence. An exposure found by
 contact tracing names the case's record and the place key (a venue, or a
 train carriage or flight on a date); its ``at`` is when the shared time
 ended, from which "3 days after" and "the last 14 days" are counted.
+
+``overrides`` are officials' settings of the colour that have not ended by
+``now``, newest first; ``expiresAt`` is when each stops, early or not. The
+engine applies them over the rules (see :mod:`healthcode.status.engine`).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class ResidentRecords:
     travel: list[Sequence[Any]] = field(default_factory=list)
     declarations: list[Sequence[Any]] = field(default_factory=list)
     exposures: list[Sequence[Any]] = field(default_factory=list)
+    overrides: list[Sequence[Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +170,23 @@ def build_facts(
             }
         )
 
+    overrides = []
+    for row in records.overrides:
+        _rid, override_id, colour, reason, role, set_at, expires_at, ended_at = row
+        ends = expires_at if ended_at is None else min(expires_at, ended_at)
+        if set_at <= now < ends:
+            overrides.append(
+                {
+                    "colour": colour,
+                    "reason": reason,
+                    "authorRole": role,
+                    "setAt": set_at,
+                    "expiresAt": ends,
+                    "ref": _ref("override", "officials", f"override-{override_id}"),
+                }
+            )
+    overrides.sort(key=lambda item: item["setAt"], reverse=True)
+
     return {
         "now": now,
         "resident": {
@@ -217,6 +240,7 @@ def build_facts(
         "declarations": declarations,
         **_risk_stays_by_source(records, areas, now),
         "exposures": exposures,
+        "overrides": overrides,
     }
 
 

@@ -46,6 +46,7 @@ from healthcode.feeds.models import (
     Vaccination,
 )
 from healthcode.identity.models import Resident
+from healthcode.officials.models import Override
 from healthcode.rules.ruleset import RuleSet, load_rule_set
 from healthcode.status.engine import Evaluation, evaluate
 from healthcode.status.errors import UnknownResident
@@ -136,6 +137,16 @@ _RECORD_QUERIES: dict[str, sa.Select[Any]] = {
         Exposure.ends_at,
         Exposure.overlap_minutes,
     ).join(CaseReport, CaseReport.id == Exposure.case_report_id),
+    "overrides": sa.select(
+        Override.resident_id,
+        Override.id,
+        Override.colour,
+        Override.reason,
+        Override.author_role,
+        Override.created_at,
+        Override.expires_at,
+        Override.ended_at,
+    ),
 }
 
 _RESIDENT_QUERY = sa.select(
