@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from healthcode.certificates.errors import (
     CertificateInUse,
-    CertificateNotAccepted,
     ExpiredCertificate,
     ForgedCertificate,
     HolderMismatch,
@@ -292,7 +291,7 @@ def test_business_rules_can_refuse_a_certificate(engine) -> None:
     with Session(engine) as session, session.begin():
         resident = visitor(session)
         accepted = import_certificate(session, resident, complete, now=NOW, trust=trust)
-        with pytest.raises(CertificateNotAccepted, match="VR-CN-0001"):
+        with pytest.raises(UnusableCertificate, match="VR-CN-0001"):
             import_certificate(session, resident, partial, now=NOW, trust=trust)
 
     assert accepted.rule_report is not None

@@ -172,14 +172,12 @@ class CertificateInUse(InvalidCertificate):
     code = "certificate_in_use"
 
 
-class CertificateNotAccepted(InvalidCertificate):
-    """The certificate is genuine but our business rules do not accept it."""
-
-    code = "certificate_not_accepted"
-
-
 class UnusableCertificate(InvalidCertificate):
-    """The certificate is genuine but holds nothing our rules can take as evidence."""
+    """The certificate is genuine but cannot be evidence here.
+
+    It names a test outside the value sets, dates a record in the future,
+    holds no entry our rules read, or the business rules do not accept it.
+    """
 
     code = "unusable_certificate"
 

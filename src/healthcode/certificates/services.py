@@ -43,7 +43,6 @@ from sqlalchemy.orm import Session
 from healthcode.certificates import dcc, shc
 from healthcode.certificates.errors import (
     CertificateInUse,
-    CertificateNotAccepted,
     HolderMismatch,
     InvalidBusinessRule,
     InvalidCertificate,
@@ -209,7 +208,7 @@ def import_certificate(
         )
     if reading.rule_report is not None and not reading.rule_report.accepted:
         names = ", ".join(o.rule.identifier for o in reading.rule_report.not_passed())
-        raise CertificateNotAccepted(
+        raise UnusableCertificate(
             f"The certificate is not accepted here: rule {names} did not pass."
         )
     for _, values, _ in reading.rows:
