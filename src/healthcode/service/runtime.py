@@ -26,6 +26,7 @@ from healthcode.config import Settings
 from healthcode.db import make_engine, utcnow
 from healthcode.errors import ConfigurationError, HealthcodeError
 from healthcode.family.services import FamilyPolicy
+from healthcode.officials.services import OverridePolicy
 from healthcode.service.cache import StatusCache
 
 __all__ = ["Runtime", "build_runtime"]
@@ -65,6 +66,10 @@ class Runtime:
             elder_from=self.settings.dependent_elder_from,
             zone=self.settings.tz,
         )
+
+    @property
+    def overrides(self) -> OverridePolicy:
+        return OverridePolicy(bulk_threshold=self.settings.bulk_override_threshold)
 
     def close(self) -> None:
         if self.owns_engine:

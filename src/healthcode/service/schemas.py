@@ -318,3 +318,187 @@ class RiskAreaIn(Request):
 
 class RiskAreasRequest(Request):
     areas: Annotated[list[RiskAreaIn], Field(min_length=1, max_length=10_000)]
+
+
+# Appeals
+
+
+class AppealRequest(Request):
+    message: Message = Field(description="What is wrong with the colour, and why.")
+
+
+class AppealAnswer(Answer):
+    appeal_id: int
+    resident_id: int
+    colour: Colour = Field(description="The colour appealed against.")
+    rules: list[str] = Field(description="The rules behind it when filed.")
+    message: str
+    state: Literal["open", "upheld", "corrected"]
+    created_at: datetime
+    reviewed_at: datetime | None
+    review_note: str | None
+    override_id: int | None
+
+
+class ReviewRequest(Request):
+    outcome: Literal["upheld", "corrected"]
+    note: Line = Field(description="Shown to the resident; a correction's reason.")
+    colour: OverrideColour | None = Field(
+        default=None, description="A correction's colour."
+    )
+    expires_at: Instant | None = Field(
+        default=None, description="When a correction's override ends."
+    )
+
+
+# Overrides
+
+
+class OverrideRequest(Request):
+    resident_ids: Annotated[list[Id], Field(min_length=1, max_length=100_000)]
+    colour: OverrideColour
+    reason: Line = Field(description="Shown to each resident with their status.")
+    expires_at: Instant
+    legal_basis: Line | None = Field(
+        default=None,
+        description="Needed when more residents than the bulk threshold are named.",
+    )
+
+
+class OverrideAnswer(Answer):
+    state: Literal["applied", "pending-approval"]
+    override_ids: list[int]
+    bulk_override_id: int | None
+    residents: int
+
+
+class BulkOverrideAnswer(Answer):
+    bulk_override_id: int
+    colour: OverrideColour
+    reason: str
+    legal_basis: str
+    expires_at: datetime
+    residents: int
+    author_id: int
+    created_at: datetime
+    state: Literal["pending", "approved", "rejected"]
+    decided_by: int | None
+    decided_at: datetime | None
+    decision_note: str | None
+
+
+class DecisionRequest(Request):
+    note: Line | None = None
+
+
+class RejectionRequest(Request):
+    note: Line
+
+
+# Search, residents seen by officials, statistics
+
+
+Purpose = Annotated[
+    str,
+    StringConstraints(min_length=5, max_length=500),
+    AfterValidator(_one_line),
+]
+
+
+class SearchRequest(Request):
+    """A document, or a name; and why the search is made, which is audited."""
+
+    document: DocumentIn | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    purpose: Purpose = Field(description="Why: kept in the audit log.")
+
+
+class ResidentFound(Answer):
+    resident_id: int
+    name: str
+    document: str = Field(description="The number with its middle hidden.")
+    region_code: str | None
+    identity_state: str
+    colour: Colour
+
+
+class OfficialResidentAnswer(Answer):
+    resident_id: int
+    name: str
+    document: str
+    region_code: str | None
+    identity_state: str
+    status: StatusAnswer
+    appeals: list[AppealAnswer]
+
+
+class DistrictCount(Answer):
+    district: str | None
+    colour: Colour
+    residents: int
+
+
+class DayCount(Answer):
+    day: str = Field(description="The local day, YYYY-MM-DD.")
+    colour: Colour = Field(description="The colour residents turned that day.")
+    changes: int
+
+
+class StatisticsAnswer(Answer):
+    by_colour: dict[str, int]
+    by_district: list[DistrictCount]
+    by_day: list[DayCount]
+
+
+class GuardianshipAnswer(Answer):
+    guardianship_id: int
+    guardian_id: int
+    dependent_id: int
+    state: Literal["active", "pending", "removed"]
+    basis: Literal["child", "elder", "approval"]
+    created_at: datetime
+
+
+# Administration
+
+
+class ApiKeyRequest(Request):
+    kind: Literal["venue", "checkpoint", "department"]
+    scope: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        description="Venue id, checkpoint id, or the department's name."
+    )
+    feed_kinds: list[Annotated[str, StringConstraints(max_length=24)]] = Field(
+        default_factory=list, max_length=16
+    )
+    label: Annotated[str, StringConstraints(max_length=200)] = ""
+
+
+class ApiKeyAnswer(Answer):
+    api_key_id: int
+    kind: str
+    scope: str
+    feed_kinds: list[str]
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+    key: str | None = Field(default=None, description="Given once, when made.")
+
+
+class StaffRequest(Request):
+    username: Annotated[str, StringConstraints(min_length=3, max_length=64)]
+    role: Literal["health-official", "community-worker", "administrator"]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class StaffAnswer(Answer):
+    official_id: int
+    username: str
+    role: str
+    totp_uri: str = Field(description="Enrol this in an authenticator app, once.")
+
+
+class AuditVerifyAnswer(Answer):
+    entries: int
+    intact: bool
+    first_broken: int | None
+    problem: str | None

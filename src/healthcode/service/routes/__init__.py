@@ -2,7 +2,14 @@
 
 from fastapi import APIRouter
 
-from healthcode.service.routes import dependents, feeds, meta, residents, signin
+from healthcode.service.routes import (
+    dependents,
+    feeds,
+    meta,
+    officials,
+    residents,
+    signin,
+)
 
 ROUTERS: list[APIRouter] = [
     meta.router,
@@ -10,4 +17,5 @@ ROUTERS: list[APIRouter] = [
     residents.router,
     dependents.router,
     feeds.router,
+    officials.router,
 ]

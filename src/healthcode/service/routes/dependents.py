@@ -17,8 +17,10 @@ from healthcode.family.services import (
 )
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
+from healthcode.officials.services import appeals_of, file_appeal
 from healthcode.service.deps import AccountCaller, Db, Now, Rt
 from healthcode.service.routes.residents import (
+    appeal_answer,
     declare_for,
     document_of,
     history_of,
@@ -26,6 +28,8 @@ from healthcode.service.routes.residents import (
     status_of,
 )
 from healthcode.service.schemas import (
+    AppealAnswer,
+    AppealRequest,
     CodeAnswer,
     DeclarationAnswer,
     DeclarationRequest,
@@ -171,3 +175,38 @@ def declare_for_dependent(
     with Session(rt.engine) as session:
         require_holder(session, caller.id, dependent_id)
     return declare_for(rt, caller, dependent_id, body, now, guardian=True)
+
+
+@router.post(
+    "/v1/dependents/{dependent_id}/appeals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AppealAnswer,
+)
+def appeal_for_dependent(
+    dependent_id: DependentId,
+    body: AppealRequest,
+    caller: AccountCaller,
+    session: Db,
+    now: Now,
+) -> AppealAnswer:
+    """Appeal the dependent's colour, as their guardian."""
+    require_holder(session, caller.id, dependent_id)
+    appeal = file_appeal(session, dependent_id, caller.id, body.message, now)
+    append(
+        session,
+        at=now,
+        actor=caller.actor,
+        action="appeal.file",
+        subject=f"resident:{dependent_id}",
+        details={"appealId": appeal.id},
+    )
+    return appeal_answer(appeal)
+
+
+@router.get("/v1/dependents/{dependent_id}/appeals", response_model=list[AppealAnswer])
+def dependent_appeals(
+    dependent_id: DependentId, caller: AccountCaller, session: Db
+) -> list[AppealAnswer]:
+    """The dependent's appeals, with their reviews."""
+    require_holder(session, caller.id, dependent_id)
+    return [appeal_answer(item) for item in appeals_of(session, dependent_id)]

@@ -19,11 +19,15 @@ from healthcode.identity.documents import Document, DocumentKind, parse_document
 from healthcode.identity.errors import UnknownResident
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
+from healthcode.officials.models import Appeal
+from healthcode.officials.services import appeals_of, file_appeal
 from healthcode.service.deps import AccountCaller, AccountRef, Db, Now, Rt
 from healthcode.service.errors import FeedRefused
 from healthcode.service.feeding import Actor, import_rows, report_body
 from healthcode.service.runtime import Runtime
 from healthcode.service.schemas import (
+    AppealAnswer,
+    AppealRequest,
     CodeAnswer,
     DeclarationAnswer,
     DeclarationRequest,
@@ -128,7 +132,44 @@ def declare(
     return declare_for(rt, caller, resident_id, body, now, guardian=False)
 
 
+@router.post(
+    "/v1/residents/me/appeals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AppealAnswer,
+)
+def appeal(
+    body: AppealRequest, caller: AccountCaller, session: Db, now: Now
+) -> AppealAnswer:
+    """Appeal the current colour; an official reviews it and answers here."""
+    resident_id = resident_of(session, caller.id)
+    return appeal_answer(
+        file_appeal(session, resident_id, caller.id, body.message, now)
+    )
+
+
+@router.get("/v1/residents/me/appeals", response_model=list[AppealAnswer])
+def my_appeals(caller: AccountCaller, session: Db) -> list[AppealAnswer]:
+    """Every appeal of this resident, with its review."""
+    resident_id = resident_of(session, caller.id)
+    return [appeal_answer(item) for item in appeals_of(session, resident_id)]
+
+
 # Shared with the dependents' endpoints.
+
+
+def appeal_answer(appeal: Appeal) -> AppealAnswer:
+    return AppealAnswer(
+        appeal_id=appeal.id,
+        resident_id=appeal.resident_id,
+        colour=appeal.colour,  # type: ignore[arg-type]
+        rules=list(appeal.rules),
+        message=appeal.message,
+        state=appeal.state,  # type: ignore[arg-type]
+        created_at=appeal.created_at,
+        reviewed_at=appeal.reviewed_at,
+        review_note=appeal.review_note,
+        override_id=appeal.override_id,
+    )
 
 
 def status_of(
