@@ -140,10 +140,12 @@ class CertificateKind(enum.StrEnum):
 
     @property
     def usage_suffix(self) -> str:
+        """The last arc of the extended key usage that permits this kind."""
         return {"t": "1", "v": "2", "r": "3"}[self.value]
 
     @property
     def label(self) -> str:
+        """The kind in words, for messages and screens."""
         return {"t": "test", "v": "vaccination", "r": "recovery"}[self.value]
 
 
@@ -205,6 +207,7 @@ class DocumentSigner:
 
     @classmethod
     def from_certificate(cls, certificate: x509.Certificate) -> DocumentSigner:
+        """A signer from a certificate; the kid is 8 bytes of its DER's SHA-256."""
         der = certificate.public_bytes(serialization.Encoding.DER)
         return cls(
             certificate=certificate,
@@ -216,6 +219,7 @@ class DocumentSigner:
 
     @classmethod
     def from_der(cls, der: bytes) -> DocumentSigner:
+        """A signer from DER bytes."""
         try:
             return cls.from_certificate(x509.load_der_x509_certificate(der))
         except ValueError as exc:
@@ -360,6 +364,7 @@ class DigitalCovidCertificate:
 
     @property
     def payload(self) -> dict[str, Any]:
+        """The certificate map (``ver``, ``nam``, ``dob`` and its entry)."""
         return self.claims.payload
 
     @property
@@ -375,10 +380,12 @@ class DigitalCovidCertificate:
 
     @property
     def schema_version(self) -> str:
+        """The schema version the certificate says it follows."""
         return str(self.payload["ver"])
 
     @property
     def name(self) -> CertificateName:
+        """The holder's name, printed and standardised parts."""
         nam = self.payload.get("nam") or {}
         return CertificateName(
             family=nam.get("fn"),
@@ -389,6 +396,7 @@ class DigitalCovidCertificate:
 
     @property
     def date_of_birth(self) -> DateOfBirth:
+        """The holder's date of birth, perhaps partial."""
         return DateOfBirth.parse(self.payload["dob"])
 
     def __repr__(self) -> str:
@@ -457,6 +465,7 @@ def strip_prefix(text: str) -> str:
 
 
 def decode_base45(text: str) -> bytes:
+    """The bytes of the Base45 text; any fault of the alphabet or length is refused."""
     try:
         return base45.decode(text)
     except ValueError as exc:
@@ -632,6 +641,7 @@ def validate_payload(payload: Mapping[str, Any]) -> CertificateKind:
 
 
 def check_key_usage(signer: DocumentSigner, kind: CertificateKind) -> None:
+    """Refuse a certificate of a kind the signer's extended key usage excludes."""
     if not signer.permits(kind):
         raise SignerNotPermitted(
             f"The document signer may not sign {kind.label} certificates."

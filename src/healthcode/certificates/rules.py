@@ -58,6 +58,8 @@ __all__ = [
 
 
 class RuleType(enum.StrEnum):
+    """Whether a rule decides acceptance here or invalidates at the issuer's word."""
+
     ACCEPTANCE = "Acceptance"
     INVALIDATION = "Invalidation"
 
@@ -110,13 +112,16 @@ class BusinessRule:
 
     @property
     def version_text(self) -> str:
+        """The version as written, such as ``1.10.0``."""
         return ".".join(str(part) for part in self.version)
 
     def applies_to(self, kind: CertificateKind) -> bool:
+        """Whether the rule is general or of ``kind``."""
         wanted = _CERTIFICATE_TYPES[self.certificate_type]
         return wanted is None or wanted is kind
 
     def valid_at(self, now: datetime) -> bool:
+        """Whether ``now`` lies in ``[ValidFrom, ValidTo)``."""
         return self.valid_from <= now < self.valid_to
 
     def text(self, language: str = "en") -> str:
@@ -149,6 +154,7 @@ class RuleReport:
         return all(outcome.result == "passed" for outcome in self.outcomes)
 
     def not_passed(self) -> list[RuleOutcome]:
+        """The outcomes that failed or stayed open."""
         return [outcome for outcome in self.outcomes if outcome.result != "passed"]
 
 

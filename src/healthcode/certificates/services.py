@@ -171,6 +171,7 @@ class CertificateEvidence:
 
     @property
     def already_imported(self) -> bool:
+        """True when every record was there before: nothing was written."""
         return not any(record.new for record in self.records)
 
 

@@ -183,9 +183,11 @@ class IssuerDirectory:
         return len(self._keys)
 
     def issuers(self) -> set[str]:
+        """The issuer URLs that have at least one key here."""
         return {issuer for issuer, _ in self._keys}
 
     def key(self, issuer: str, kid: str) -> IssuerKey | None:
+        """The key ``kid`` of ``issuer``, or None when it is not trusted here."""
         return self._keys.get((issuer, kid))
 
     @classmethod
@@ -225,6 +227,7 @@ class IssuerDirectory:
         return cls.from_jwks(issuer, jwks)
 
     def merged(self, other: IssuerDirectory) -> IssuerDirectory:
+        """A directory with the keys of both."""
         return IssuerDirectory([*self._keys.values(), *other._keys.values()])
 
 
