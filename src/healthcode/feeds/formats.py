@@ -28,6 +28,8 @@ from pydantic_core import PydanticCustomError
 from healthcode.feeds.errors import UnknownFeedKind
 from healthcode.identity import divisions
 from healthcode.identity.documents import DocumentKind
+from healthcode.identity.errors import InvalidName
+from healthcode.identity.names import normalize_name
 
 __all__ = [
     "FEED_KINDS",
@@ -77,56 +79,74 @@ def _problem(kind: str, message: str, **values: Any) -> PydanticCustomError:
 
 _LONG_NUMBER = re.compile(r"[0-9]{9}")
 
+# The shapes in which a bad value is still echoed, by what the field holds.
+# A value of another shape may be anything, a name or a phone number put in
+# the wrong column included, and is only called "given".
+#: A date, or a date and time, in the usual ISO 8601 forms.
+TIME_SHAPE = re.compile(
+    r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8})(?:[T ][0-9T:.,+Z -]{0,24})?",
+    re.IGNORECASE,
+)
+#: One lower-case word, as choices, flags and numbers are written.
+WORD_SHAPE = re.compile(r"[!-@\[-~]{1,24}")
+#: Digits only, as division codes are written.
+DIGITS_SHAPE = re.compile(r"[0-9]{1,8}")
+#: A few letters, as country codes are written.
+LETTERS_SHAPE = re.compile(r"[A-Za-z]{1,3}")
+#: A place name of one word, as stations are written.
+PLACE_SHAPE = re.compile(r"\S{1,16}")
 
-def _quoted(value: Any, *, words: bool = False) -> str:
+
+def _quoted(value: Any, shape: re.Pattern[str]) -> str:
     """The value in quotes for a message, or "given" where it may be personal.
 
     A time, code or choice is echoed so that the sender sees the typo. But a
-    column shifted by one puts a name or an identity number where a time
-    belongs, so a value is shown only when it is short, holds no run of nine
-    digits (identity and phone numbers do), and, unless ``words`` allows
-    place names, is plain ASCII.
+    column shifted by one puts a name, an identity number or a phone number
+    where a time belongs, so a value is shown only when it has the shape of
+    what the field holds, is short, and holds no run of nine digits (identity
+    and phone numbers do).
     """
     text = str(value)
     if (
         len(text) > 40
         or _LONG_NUMBER.search(text)
         or not text.isprintable()
-        or not (words or text.isascii())
+        or not shape.fullmatch(text)
     ):
         return "given"
     return repr(text)
 
 
 def _describe(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
+    # Rounded to the nearest unit: a time sent as "in 3 days" and read a few
+    # seconds later is still 3 days ahead to its sender, not 2.
+    seconds = round(delta.total_seconds())
     if seconds >= 2 * 86_400:
-        return f"{seconds // 86_400} days"
+        return f"{round(seconds / 86_400)} days"
     if seconds >= 2 * 3600:
-        return f"{seconds // 3600} hours"
+        return f"{round(seconds / 3600)} hours"
     if seconds >= 120:
-        return f"{seconds // 60} minutes"
+        return f"{round(seconds / 60)} minutes"
     return f"{seconds} seconds"
 
 
 # Time values.
 
 
+# The years a recorded or planned instant may fall in. Earlier or later ones
+# are typing errors or "no end" sentinels such as 9999-12-31, and near the
+# ends of the calendar they cannot even be converted between zones.
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2199
+
+
 def _parse_instant(value: Any, info: ValidationInfo) -> datetime:
     context = _context(info)
     if isinstance(value, datetime):
         moment = value
+        text = value.isoformat()
     elif isinstance(value, str):
         text = value.strip()
-        # A bare date would silently mean midnight; a feed that knows only
-        # the day of an event must say which midnight it means.
-        if len(text) <= 10:
-            raise _problem(
-                "time",
-                "The time {value} has no time of day; write it as"
-                " 2026-03-02T09:15:00 or with an offset such as +08:00.",
-                value=_quoted(text),
-            )
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -134,10 +154,30 @@ def _parse_instant(value: Any, info: ValidationInfo) -> datetime:
                 "time",
                 "The time {value} is not an ISO 8601 time such as"
                 " 2026-03-02T09:15:00+08:00.",
-                value=_quoted(text),
+                value=_quoted(text, TIME_SHAPE),
             ) from None
+        # A bare date would silently mean midnight; a feed that knows only
+        # the day of an event must say which midnight it means.
+        if len(text) <= 10:
+            raise _problem(
+                "time",
+                "The time {value} has no time of day; write it as"
+                " 2026-03-02T09:15:00 or with an offset such as +08:00.",
+                value=_quoted(text, TIME_SHAPE),
+            )
     else:
         raise _problem("time", "A time must be written as text in ISO 8601.")
+    # Checked on the time as written, before any conversion, since converting
+    # a time at the edge of the calendar overflows.
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise _problem(
+            "time",
+            "The time {value} lies outside the years {earliest} to {latest}"
+            " that a record may carry.",
+            value=_quoted(text, TIME_SHAPE),
+            earliest=EARLIEST_YEAR,
+            latest=LATEST_YEAR,
+        )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=context["zone"])
     return moment.astimezone(UTC)
@@ -152,7 +192,7 @@ def _fact_time(value: Any, info: ValidationInfo) -> datetime:
             "future",
             "The time {value} lies {ahead} after the import time, beyond the"
             " allowed clock skew; a recorded event cannot lie in the future.",
-            value=_quoted(value),
+            value=_quoted(value, TIME_SHAPE),
             ahead=_describe(ahead),
         )
     return moment
@@ -175,7 +215,7 @@ def _day(value: Any) -> date:
         raise _problem(
             "date",
             "The date {value} is not a date written as YYYY-MM-DD.",
-            value=_quoted(text),
+            value=_quoted(text, TIME_SHAPE),
         )
     raise _problem("date", "A date must be written as text, YYYY-MM-DD.")
 
@@ -235,7 +275,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
             raise _problem(
                 "choice",
                 "The value {value} is not one of: {allowed}.",
-                value=_quoted(value),
+                value=_quoted(value, WORD_SHAPE),
                 allowed=allowed,
             )
         return text
@@ -262,7 +302,7 @@ def _flag(value: Any) -> bool:
         "flag",
         "The value {value} is not a yes-or-no value; write true, false, 1, 0,"
         " yes or no.",
-        value=_quoted(value),
+        value=_quoted(value, WORD_SHAPE),
     )
 
 
@@ -276,7 +316,7 @@ def _dose(value: Any) -> int:
         raise _problem(
             "dose",
             "The dose number {value} is not a whole number from 1 to 20.",
-            value=_quoted(value),
+            value=_quoted(value, WORD_SHAPE),
         )
     return number
 
@@ -287,13 +327,13 @@ def _division(value: Any) -> str:
         raise _problem(
             "division",
             "The code {value} is not a six-digit GB/T 2260 division code.",
-            value=_quoted(value),
+            value=_quoted(value, DIGITS_SHAPE),
         )
     if not divisions.is_known(text):
         raise _problem(
             "division",
             "The code {value} is not a GB/T 2260 division code in use.",
-            value=_quoted(text),
+            value=_quoted(text, DIGITS_SHAPE),
         )
     return text
 
@@ -319,7 +359,7 @@ def _country(value: Any) -> str:
         raise _problem(
             "country",
             "The country {value} is not an ISO 3166 three-letter code.",
-            value=_quoted(value),
+            value=_quoted(value, LETTERS_SHAPE),
         )
     return text
 
@@ -335,6 +375,41 @@ Division = Annotated[str, PlainValidator(_division)]
 DocKind = Annotated[str, PlainValidator(_doc_kind)]
 DocNumber = Annotated[str, PlainValidator(_doc_number)]
 Country = Annotated[str, PlainValidator(_country)]
+
+
+def _person_name(value: Any) -> str:
+    # The stored form of registration, so that a name brought by the
+    # registry and one typed by the resident are one and the same text, and
+    # every name stored can be masked and put on a code.
+    if not isinstance(value, str):
+        raise _problem("name", "The name must be text.")
+    try:
+        return normalize_name(value)
+    except InvalidName as exc:
+        raise _problem("name", str(exc)) from None
+
+
+# The earliest birth year a document may carry, as identity numbers are read.
+EARLIEST_BIRTH_YEAR = 1890
+
+
+def _birth_day(value: Any, info: ValidationInfo) -> date:
+    day = _day(value)
+    context = _context(info)
+    today = context["now"].astimezone(context["zone"]).date()
+    if day > today:
+        raise _problem("birth_date", "The birth date lies in the future.")
+    if day.year < EARLIEST_BIRTH_YEAR:
+        raise _problem(
+            "birth_date",
+            "The birth date lies before {year}.",
+            year=EARLIEST_BIRTH_YEAR,
+        )
+    return day
+
+
+PersonName = Annotated[str, PlainValidator(_person_name)]
+BirthDay = Annotated[date, PlainValidator(_birth_day)]
 
 
 def _county_level(code: str) -> bool:
@@ -375,8 +450,8 @@ class IdentityRow(ResidentRow):
 
     sensitive: ClassVar[frozenset[str]] = frozenset({"doc_number", "name", "street"})
 
-    name: Annotated[str, PlainValidator(_text(100))]
-    birth_date: Day | None = None
+    name: PersonName
+    birth_date: BirthDay | None = None
     region_code: Division
     street: LongText | None = None
     outcome: Annotated[str, PlainValidator(_choice("confirmed", "rejected"))]
@@ -462,6 +537,13 @@ class OrderRow(ResidentRow):
 # as {"station": name, "code": GB/T 2260 code}.
 Stop = dict[str, str]
 
+# The most stops one row may list. The longest train services in China stop
+# at a few dozen stations; a row with hundreds is a broken export, and each
+# stop is stored and searched with the row.
+MAX_STOPS = 100
+
+_station_name = _text(64)
+
 
 def _stops(value: Any) -> tuple[Stop, ...]:
     if value is None:
@@ -477,7 +559,7 @@ def _stops(value: Any) -> tuple[Stop, ...]:
                 raise _problem(
                     "stops",
                     "The stop {value} has no code; write stops as name:code;name:code.",
-                    value=_quoted(part, words=True),
+                    value=_quoted(part, PLACE_SHAPE),
                 )
             items.append({"station": station, "code": code})
     elif isinstance(value, list):
@@ -487,6 +569,13 @@ def _stops(value: Any) -> tuple[Stop, ...]:
             "stops",
             "Stops are written as name:code;name:code in CSV and as a list of"
             " objects with station and code in NDJSON.",
+        )
+    if len(items) > MAX_STOPS:
+        raise _problem(
+            "stops",
+            "The row lists {count} stops; at most {limit} are accepted.",
+            count=len(items),
+            limit=MAX_STOPS,
         )
     stops = []
     for number, item in enumerate(items, start=1):
@@ -500,12 +589,14 @@ def _stops(value: Any) -> tuple[Stop, ...]:
         if not isinstance(station, str) or not station.strip():
             raise _problem("stops", "Stop {number} has no station name.", number=number)
         try:
+            # A station is text like any other: no control characters, no
+            # unbounded length, whichever format it came in.
+            name = _station_name(station)
             code = _division(item["code"])
         except PydanticCustomError as exc:
             raise _problem(
                 "stops", "Stop {number}: {reason}", number=number, reason=exc.message()
             ) from None
-        name = unicodedata.normalize("NFC", station.strip())
         stops.append({"station": name, "code": code})
     return tuple(stops)
 

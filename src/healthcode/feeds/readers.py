@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ __all__ = [
     "FeedFile",
     "FileFormat",
     "RawRow",
+    "column_like",
     "detect_format",
 ]
 
@@ -77,8 +80,61 @@ class _Progress:
     """What has been read so far, shared between the line source and its reader."""
 
     digest: Any = field(default_factory=hashlib.sha256)
-    undecodable: set[int] = field(default_factory=set)
+    # The last line that was not valid UTF-8. Records are read front to
+    # back, so a record holds such a line exactly when this is at or after
+    # the record's first line; one number keeps that test constant in time.
+    undecodable: int = 0
     line: int = 0
+
+
+_COLUMN_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
+def column_like(name: str) -> bool:
+    """Tell whether a header cell or JSON key may be shown as a field name.
+
+    Column names are short lower-case words joined by underscores. Anything
+    else may be a value put where a name belongs (a header left out, a file
+    keyed by identity number) and is described by its position instead.
+    """
+    return bool(_COLUMN_LIKE.fullmatch(name))
+
+
+class _RepeatedKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return found
+
+
+_PAIRS_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+
+
+def _repeated_key(raw: bytes) -> str | None:
+    """The first key that an object in the line gives twice, or None.
+
+    orjson keeps the last of two equal keys without a word, so the line is
+    read again, with the standard library's pairs hook, which sees them all.
+    The line is known to be valid JSON by then, so only a key given twice
+    (or nesting deeper than the standard library follows) can stop it.
+    """
+    try:
+        _PAIRS_DECODER.decode(raw.decode("utf-8"))
+    except _RepeatedKey as exc:
+        return exc.key
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _present(value: Any) -> bool:
@@ -154,7 +210,7 @@ class FeedFile:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
-                self._state.undecodable.add(self._state.line)
+                self._state.undecodable = self._state.line
                 yield raw.decode("utf-8", errors="replace")
 
     def _open_csv(self) -> None:
@@ -180,8 +236,21 @@ class FeedFile:
             )
             return
         names = [name.strip() for name in header]
+        if not any(name in self.columns for name in names):
+            # Most likely the header was left out and this is a data row,
+            # whose cells (numbers, names) must not be repeated as column
+            # names; nor is a list of every missing column any help.
+            self.problems.append(
+                BadLine(
+                    1,
+                    None,
+                    "The first line names none of this feed kind's columns; a CSV"
+                    " feed starts with a header line that names them.",
+                )
+            )
+            return
         seen: set[str] = set()
-        for name in names:
+        for position, name in enumerate(names, start=1):
             if not name:
                 reason = "The header has a column without a name."
                 self.problems.append(BadLine(1, None, reason))
@@ -189,8 +258,12 @@ class FeedFile:
                 reason = "The header names this column twice."
                 self.problems.append(BadLine(1, name, reason))
             elif name not in self.columns:
-                reason = "The header names a column this feed kind does not have."
-                self.problems.append(BadLine(1, name, reason))
+                reason = "The header names a column this feed kind does not have"
+                if column_like(name):
+                    self.problems.append(BadLine(1, name, reason + "."))
+                else:
+                    reason += f" (column {position})."
+                    self.problems.append(BadLine(1, None, reason))
             seen.add(name)
         for name in self.columns:
             if name in self.required and name not in seen:
@@ -221,13 +294,17 @@ class FeedFile:
             except StopIteration:
                 return
             except csv.Error as exc:
-                yield BadLine(start, None, f"The line is not valid CSV: {exc}.")
+                # An unclosed quote takes the lines after it into its field,
+                # so the sender must learn that those rows were lost too.
+                if state.line > start:
+                    where = f"The record from line {start} to line {state.line}"
+                else:
+                    where = "The line"
+                yield BadLine(start, None, f"{where} is not valid CSV: {exc}.")
                 continue
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
-            if state.undecodable and any(
-                start <= line <= state.line for line in state.undecodable
-            ):
+            if state.undecodable >= start:
                 yield BadLine(start, None, "The line is not valid UTF-8.")
                 continue
             if len(cells) != width:
@@ -258,6 +335,14 @@ class FeedFile:
                 continue
             if not isinstance(item, dict):
                 yield BadLine(state.line, None, "The line is not a JSON object.")
+                continue
+            twice = _repeated_key(raw)
+            if twice is not None:
+                # Parsers differ in which of two values they keep, so neither
+                # may be taken for the sender's meaning.
+                shown = twice if column_like(twice) else None
+                reason = "The line gives this key more than once."
+                yield BadLine(state.line, shown, reason)
                 continue
             yield RawRow(
                 state.line,

@@ -57,7 +57,7 @@ from healthcode.feeds.models import (
     TravelSegment,
     Vaccination,
 )
-from healthcode.feeds.readers import BadLine, FeedFile, RawRow
+from healthcode.feeds.readers import BadLine, FeedFile, RawRow, column_like
 from healthcode.identity import divisions
 from healthcode.identity.documents import Document, parse_document
 from healthcode.identity.errors import InvalidDocument
@@ -197,7 +197,11 @@ class _Import:
         # record id -> (line, digest) of every good row so far in this file.
         self.seen: dict[str, tuple[int, str]] = {}
         self.bad_lines: set[int] = set()
-        self.documents: dict[tuple[str, str, str], Document | InvalidDocument] = {}
+        # Each document asked for, read once: its normal form, or the reason
+        # it was refused. The reason is kept as text and a fresh error raised
+        # each time, because raising one exception object again and again
+        # chains every traceback (and the frames and rows they hold) to it.
+        self.documents: dict[tuple[str, str, str], Document | str] = {}
         self.refused = False
         self.import_id: int | None = None
         self.started = time.monotonic()
@@ -220,6 +224,14 @@ class _Import:
                 reason = "A value is required."
             elif kind == "extra_forbidden":
                 reason = f"The {self.spec.name} feed has no such field."
+                if name is not None and not column_like(name):
+                    # The key itself may be a value, such as an identity
+                    # number that a file is keyed by.
+                    name = None
+                    reason = (
+                        f"The row has a key that the {self.spec.name} feed does"
+                        " not have."
+                    )
             elif kind.startswith("feed_"):
                 reason = error["msg"]
             elif name in sensitive:
@@ -243,6 +255,8 @@ class _Import:
                 candidates.append(candidate)
         if self.spec.has_resident:
             candidates = self._resolve(candidates)
+        if self.spec.name == "travel":
+            candidates = self._same_department(candidates)
         candidates = self._deduplicate(candidates)
         if self.refused or not candidates:
             return
@@ -256,8 +270,6 @@ class _Import:
             self._validation_faults(item.line, exc)
             return None
         faults = row.problems()
-        if self.spec.name == "travel":
-            faults += self._travel_department(row)
         document = None
         if isinstance(row, ResidentRow):
             try:
@@ -295,10 +307,10 @@ class _Import:
             try:
                 known = parse_document(*ask, today=self.today)
             except InvalidDocument as exc:
-                known = exc
+                known = str(exc)
             self.documents[ask] = known
-        if isinstance(known, InvalidDocument):
-            raise known
+        if isinstance(known, str):
+            raise InvalidDocument(known)
         return known
 
     @staticmethod
@@ -313,6 +325,19 @@ class _Import:
         if "document kind" in reason:
             return ("doc_kind", reason)
         return ("doc_number", reason)
+
+    def _same_department(self, candidates: list[_Candidate]) -> list[_Candidate]:
+        # Only a row that is good in every other way may say which carrier
+        # department the file comes from; a rejected first row must not
+        # turn every good row after it away.
+        kept = []
+        for candidate in candidates:
+            faults = self._travel_department(candidate.row)
+            for name, reason in faults:
+                self.fail(candidate.line, name, reason)
+            if not faults:
+                kept.append(candidate)
+        return kept
 
     def _travel_department(self, row: Any) -> list[tuple[str, str]]:
         department = MODE_DEPARTMENTS[row.mode]
@@ -572,6 +597,17 @@ class _Import:
                     newest[rid] = (confirmed_at, record_id, outcome, source_id, dept)
         plain: list[dict[str, Any]] = []
         confirming: list[dict[str, Any]] = []
+        # A resident whose only answer was corrected to be about another
+        # document has no answer left: their identity is being confirmed
+        # again, not confirmed by a record that no longer names them.
+        for rid in sorted(resident_ids - newest.keys()):
+            plain.append(
+                {
+                    "_resident": rid,
+                    "identity_state": "pending",
+                    "identity_confirmed_at": None,
+                }
+            )
         for rid, (confirmed_at, _, outcome, source_id, dept) in newest.items():
             values: dict[str, Any] = {
                 "_resident": rid,
