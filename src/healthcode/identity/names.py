@@ -5,7 +5,11 @@ UTF-16 units or bytes, so a surname outside the Basic Multilingual Plane
 (such as U+20164 𠅤) counts as one character like any other. The middle dot
 that separates the parts of Uyghur, Tibetan and transliterated foreign names
 (阿依古丽·买买提) is typed with many look-alike characters; all of them are
-stored as U+00B7 so that one name has one form.
+stored as U+00B7 so that one name has one form. A full stop between two Han
+characters is such a look-alike too, while one in a Latin name ("J. R.
+Smith") stays a full stop. Latin letters typed in full width (Ａｎｎａ), as
+input methods in full-width mode do, are stored as ASCII, as in document
+numbers.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ _DOT_LOOKALIKES = {
 }
 _DOT_TABLE = str.maketrans(_DOT_LOOKALIKES)
 _SPACED_DOT = re.compile(r" ?\u00b7 ?")
+# Full-width forms of the printable ASCII characters, U+FF01 to U+FF5E.
+_FULL_WIDTH_TABLE = {point: point - 0xFEE0 for point in range(0xFF01, 0xFF5F)}
 _LINE_SPACE = frozenset("\t\n\v\f\r\x85")
 
 # Scripts whose names are written without spaces between the parts and are
@@ -57,12 +63,23 @@ _EAST_ASIAN_RANGES = (
 )
 
 
+# Full stops (ASCII, small and ideographic) that stand where a middle dot
+# belongs: between two characters of a script written without spaces.
+_EAST_ASIAN_CLASS = "".join(
+    f"{chr(low)}-{chr(high)}" for low, high in _EAST_ASIAN_RANGES
+)
+_STOP_AS_DOT = re.compile(
+    f"(?<=[{_EAST_ASIAN_CLASS}]) ?[.\ufe52\u3002] ?(?=[{_EAST_ASIAN_CLASS}])"
+)
+
+
 def normalize_name(name: str) -> str:
     """Return the stored form of a name, or raise :class:`InvalidName`.
 
     The stored form is NFC, trimmed, with every run of whitespace inside
-    made one space and every middle-dot look-alike made U+00B7 with no
-    space on either side. Empty names, names of more than
+    made one space, full-width ASCII made ASCII, and every middle-dot
+    look-alike (a full stop between Han characters included) made U+00B7
+    with no space on either side. Empty names, names of more than
     :data:`MAX_NAME_LENGTH` code points and names holding control or
     formatting characters or unpaired surrogates are refused. The message
     never repeats the name.
@@ -83,8 +100,9 @@ def normalize_name(name: str) -> str:
         if category == "Cf" or (category == "Cc" and char not in _LINE_SPACE):
             raise InvalidName("The name holds a control or formatting character.")
 
-    text = name.translate(_DOT_TABLE)
+    text = name.translate(_DOT_TABLE).translate(_FULL_WIDTH_TABLE)
     text = " ".join(text.split())
+    text = _STOP_AS_DOT.sub(MIDDLE_DOT, text)
     text = _SPACED_DOT.sub(MIDDLE_DOT, text)
     text = unicodedata.normalize("NFC", text)
 

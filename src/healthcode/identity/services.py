@@ -87,10 +87,13 @@ def search_by_name(session: Session, name: str, *, limit: int = 50) -> list[Resi
     found = []
     # The LIKE on one character narrows the scan but is still a scan of the
     # name column; at city scale this wants an indexed search key (a keyed
-    # blind index once names are encrypted at rest).
-    for resident in session.scalars(
-        sa.select(Resident).where(Resident.name.like(f"%{_first_char(name)}%"))
-    ):
+    # blind index once names are encrypted at rest). LIKE compares case on
+    # PostgreSQL, and beyond ASCII on SQLite, so the character is looked for
+    # in each of its cases; the exact comparison is the search key's.
+    narrow = sa.or_(
+        *(Resident.name.like(f"%{variant}%") for variant in _first_chars(name))
+    )
+    for resident in session.scalars(sa.select(Resident).where(narrow)):
         if search_key(resident.name) == wanted:
             found.append(resident)
             if len(found) >= limit:
@@ -98,9 +101,12 @@ def search_by_name(session: Session, name: str, *, limit: int = 50) -> list[Resi
     return found
 
 
-def _first_char(name: str) -> str:
+def _first_chars(name: str) -> list[str]:
     normalised = normalize_name(name)
     first = normalised[0]
     # LIKE treats these as wildcards; a name never needs them, but a search
     # string must not turn into "match everyone".
-    return "" if first in "%_\\" else first
+    if first in "%_\\":
+        return [""]
+    cases = {first, first.lower(), first.upper(), first.title(), first.casefold()}
+    return sorted(cases)
