@@ -502,3 +502,127 @@ class AuditVerifyAnswer(Answer):
     intact: bool
     first_broken: int | None
     problem: str | None
+
+
+# Checkpoints
+
+
+CodeText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class VerifyRequest(Request):
+    code: CodeText = Field(
+        description="The code's text exactly as scanned: never trimmed or decoded."
+    )
+
+
+class VerifyAnswer(Answer):
+    """A code accepted online; ``colour`` is the holder's colour right now."""
+
+    valid: Literal[True]
+    purpose: Literal["screen", "paper"]
+    colour: Colour
+    code_colour: Colour | None = Field(description="The colour the code shows.")
+    masked_name: str
+    region: str
+    valid_until: datetime
+    as_of: datetime
+
+
+class LookupRequest(Request):
+    document: DocumentIn
+
+
+class LookupAnswer(Answer):
+    """Only what a door needs: the colour and the masked name."""
+
+    colour: Colour
+    masked_name: str
+    as_of: datetime
+
+
+# Venues and check-ins
+
+
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
+
+
+class VenueRequest(Request):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    address: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
+        description="GB/T 2260 county code of the venue."
+    )
+    venue_type: Annotated[str, StringConstraints(min_length=1, max_length=16)] = Field(
+        description="shop, restaurant, office, hospital, station, park, compound."
+    )
+    default_stay_minutes: Annotated[int, Field(ge=1, le=1440)] | None = Field(
+        default=None, description="The stay assumed without a check-out."
+    )
+
+
+class VenueAnswer(Answer):
+    venue_id: int
+    name: str
+    address: str
+    region_code: str
+    venue_type: str
+    default_stay_minutes: int
+    created_at: datetime
+    operator_key: str | None = Field(
+        default=None, description="The venue operator's API key, given once."
+    )
+
+
+class VenueCodeAnswer(Answer):
+    text: str = Field(description="Print as an alphanumeric-mode QR code.")
+    valid_until: datetime
+
+
+class HourCount(Answer):
+    hour: int
+    checkins: int
+
+
+class CountsAnswer(Answer):
+    venue_id: int
+    day: str
+    hours: list[HourCount]
+
+
+class ResidentCheckinRequest(Request):
+    """A resident's phone scanned a venue's poster."""
+
+    venue_code: CodeText
+    idempotency_key: Key = Field(description="Unique per scan; resend it on retry.")
+    checked_in_at: Instant | None = Field(
+        default=None, description="When scanned, for scans queued offline; else now."
+    )
+    checked_out_at: Instant | None = None
+
+
+class DoorScan(Request):
+    """A checkpoint scanned a resident's code at a venue's door."""
+
+    code: CodeText
+    idempotency_key: Key
+    checked_in_at: Instant
+    checked_out_at: Instant | None = None
+
+
+class DoorScansRequest(Request):
+    scans: Annotated[list[DoorScan], Field(min_length=1, max_length=1000)]
+
+
+class CheckinRefusal(Answer):
+    index: int
+    idempotency_key: str | None
+    code: str
+    message: str
+
+
+class CheckinAnswer(Answer):
+    accepted: int
+    duplicates: int
+    extended: int
+    refused: list[CheckinRefusal]

@@ -3,12 +3,14 @@
 from fastapi import APIRouter
 
 from healthcode.service.routes import (
+    checkpoints,
     dependents,
     feeds,
     meta,
     officials,
     residents,
     signin,
+    venues,
 )
 
 ROUTERS: list[APIRouter] = [
@@ -18,4 +20,6 @@ ROUTERS: list[APIRouter] = [
     dependents.router,
     feeds.router,
     officials.router,
+    checkpoints.router,
+    venues.router,
 ]

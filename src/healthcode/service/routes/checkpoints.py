@@ -1,0 +1,93 @@
+"""Checkpoints: verify a code online, look a person up by identity document.
+
+A checkpoint verifies codes offline with the trust list; online, the
+service also opens the code's subject reference and answers with the
+holder's colour at this moment, which may be newer than the one a screen
+code shows. A person without a phone is looked up by their document: the
+answer holds only the colour and the masked name, each device may ask a few
+times a minute, and every look-up is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from healthcode.accounts.services import ApiKeyKind
+from healthcode.audit.services import append
+from healthcode.codes.format import Purpose
+from healthcode.codes.services import local_verifier
+from healthcode.identity.models import Resident
+from healthcode.identity.names import mask_name
+from healthcode.identity.services import get_resident
+from healthcode.service.deps import Db, KeyRef, Now, Rt, api_key_of
+from healthcode.service.routes.residents import document_of
+from healthcode.service.schemas import (
+    LookupAnswer,
+    LookupRequest,
+    VerifyAnswer,
+    VerifyRequest,
+)
+
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+
+Device = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT, ApiKeyKind.VENUE))]
+Checkpoint = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT))]
+
+
+@router.post("/verify", response_model=VerifyAnswer)
+def verify(
+    body: VerifyRequest, device: Device, rt: Rt, session: Db, now: Now
+) -> VerifyAnswer:
+    """Verify a screen or paper code and give the holder's colour now.
+
+    A refused code is answered 422 with the verifier's stable code
+    (invalid_code, expired_code, unknown_key, revoked_key, ...).
+    """
+    del device
+    verified = local_verifier(rt.codes.store).verify(body.code, now)
+    resident_id = rt.codes.resolve(body.code)
+    view = rt.cache.status(session, resident_id, now)
+    content = verified.content
+    return VerifyAnswer(
+        valid=True,
+        purpose="paper" if content.purpose is Purpose.PAPER else "screen",
+        colour=view.colour,  # type: ignore[arg-type]
+        code_colour=content.colour.value if content.colour else None,  # type: ignore[arg-type]
+        masked_name=content.masked_name,
+        region=content.region,
+        valid_until=content.valid_until,
+        as_of=view.as_of,
+    )
+
+
+@router.post("/lookup", response_model=LookupAnswer)
+def lookup(
+    body: LookupRequest, device: Checkpoint, rt: Rt, session: Db, now: Now
+) -> LookupAnswer:
+    """The colour and masked name of the person who carries the document."""
+    rt.limiter.hit(
+        "lookup",
+        str(device.id),
+        rt.settings.lookups_per_minute,
+        timedelta(minutes=1),
+        now,
+    )
+    resident: Resident = get_resident(session, document_of(body.document, rt, now))
+    view = rt.cache.status(session, resident.id, now)
+    append(
+        session,
+        at=now,
+        actor=device.actor,
+        actor_role="checkpoint",
+        action="resident.lookup",
+        subject=f"resident:{resident.id}",
+        details={"checkpoint": device.scope, "colour": view.colour},
+    )
+    return LookupAnswer(
+        colour=view.colour,  # type: ignore[arg-type]
+        masked_name=mask_name(resident.name),
+        as_of=view.as_of,
+    )
