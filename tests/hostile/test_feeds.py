@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.engine import Engine
 
+from healthcode.feeds.errors import FeedError
 from healthcode.feeds.formats import KINDS
 from healthcode.feeds.readers import BadLine, FeedFile
 from healthcode.feeds.services import RowError
@@ -493,3 +494,22 @@ def test_identity_answer_moved_to_another_document_unconfirms_the_first(
         li=LI,
         stranger=STRANGER,
     ) == [(LI, "pending", True), (STRANGER, "confirmed", False)]
+
+
+# The sending department.
+
+
+@pytest.mark.parametrize("department", ["d" * 33, "Lab Xi'an", "lab\u0000"])
+def test_a_department_name_that_cannot_be_stored_is_refused(
+    registered: Engine, write: Writer, department: str
+) -> None:
+    path = write("a.csv", LAB_HEADER + f"L-1,{LI},2026-03-09T08:00:00,pcr,negative\n")
+
+    with pytest.raises(FeedError) as raised:
+        run(registered, "lab-results", path, department=department)
+
+    assert str(raised.value) == (
+        "The department must be named by 1 to 32 lower-case letters, digits and"
+        " hyphens, such as health or lab-xian-3."
+    )
+    assert rows(registered, "SELECT count(*) FROM lab_results") == [(0,)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from healthcode.feeds.errors import ConcurrentImport
+from healthcode.feeds.errors import ConcurrentImport, FeedError
 from healthcode.feeds.formats import (
     MODE_DEPARTMENTS,
     FeedKind,
@@ -85,6 +86,9 @@ KEY_SLICE = 900
 RISK_LOOKBACK = timedelta(days=14)
 
 NOT_REGISTERED = "The row refers to a resident who is not registered."
+
+# How a sending department may be named: as the built-in ones are.
+_DEPARTMENT = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 Recolor = Callable[[Session, set[int], datetime, str], int]
 # Called as progress(bytes_read, file_size) after each round.
@@ -747,14 +751,23 @@ def import_feed(
     is called inside the transaction, after the records are written, with
     the residents whose records changed; its result is ``statuses_changed``.
 
-    Raises :class:`~healthcode.feeds.errors.FeedError` subclasses for an
-    unknown kind, an unknown file format, an unreadable file, or a clash
-    with another import writing the same records at the same moment.
+    Raises :class:`~healthcode.feeds.errors.FeedError` or its subclasses
+    for an unknown kind, a department name that cannot be stored, an
+    unknown file format, an unreadable file, or a clash with another import
+    writing the same records at the same moment.
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     now = now.astimezone(UTC)
     spec = feed_kind(kind)
+    if department and not _DEPARTMENT.fullmatch(department):
+        # It keys every record the file brings and is stored in a column of
+        # 32 characters; PostgreSQL would refuse a longer one only at the
+        # first insert, halfway through the import.
+        raise FeedError(
+            "The department must be named by 1 to 32 lower-case letters, digits"
+            " and hyphens, such as health or lab-xian-3."
+        )
     report = ImportReport(
         kind=spec.name,
         file_name=path.name,
