@@ -128,3 +128,24 @@ def test_red_rule_resting_on_weak_evidence_through_its_condition_is_refused(
 
     with pytest.raises(InvalidRuleSet, match="authoritative"):
         load_rule_set(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a rule whose own tests expect a non-boolean loads, and then fails on"
+    " every resident; reported to the rules owners",
+)
+@pytest.mark.parametrize("expected", [1, "x"])
+def test_rule_whose_tests_expect_a_non_boolean_is_refused(
+    tmp_path: Path, expected: object
+) -> None:
+    document = with_rule(
+        colour="yellow",
+        evidence="declarations",
+        condition={"var": "current.fever"},
+        tests=[{"data": {"current": {"fever": expected}}, "expected": expected}],
+    )
+    path = write(tmp_path, json.dumps(document).encode())
+
+    with pytest.raises(InvalidRuleSet, match="boolean"):
+        load_rule_set(path)
