@@ -141,3 +141,18 @@ def test_an_official_with_a_wrong_password_is_refused_then_slowed(
 
     assert {a.status_code for a in answers[:10]} == {401}
     assert answers[10].status_code == 429
+
+
+def test_sessions_live_hashed_in_the_shared_store(
+    client: Any, outbox: Any, store: Any
+) -> None:
+    import hashlib
+
+    headers = sign_in_phone(client, outbox, PHONE)
+    token = headers["Authorization"].removeprefix("Bearer ")
+
+    kept = store.get("session:" + hashlib.sha256(token.encode()).hexdigest())
+
+    assert kept is not None
+    assert token.encode() not in kept
+    assert store.get("session:" + token) is None
