@@ -46,6 +46,10 @@ def _register() -> None:
 
     app.command("import-certificate")(import_certificate_command)
     bench_app.command("recolor")(bench_recolor_command)
+    from healthcode.checkins.cli import bench_tracing_command, trace_command
+
+    app.command("trace")(trace_command)
+    bench_app.command("tracing")(bench_tracing_command)
     from healthcode.accounts.cli import accounts_app
     from healthcode.audit.cli import audit_app
     from healthcode.service.cli import serve_command
