@@ -68,6 +68,7 @@ from healthcode.demo.city import (
     write_day_two,
 )
 from healthcode.demo.errors import DatabaseNotEmpty
+from healthcode.demo.tracing import trace_reported_case
 from healthcode.feeds.services import ImportReport, RowError, import_feed
 from healthcode.identity import divisions
 from healthcode.identity.documents import parse_document
@@ -247,6 +248,11 @@ def run_demo(
         result.changes = _changes(engine, result, before)
         _print_changes(console, result)
         _print_counts(console, engine, result, 2)
+        with timer.step("trace the reported case"):
+            traced = trace_reported_case(
+                console, engine, result.city, result.resident_ids
+            )
+        result.problems.extend(traced.problems)
         with timer.step("issue and verify codes"):
             result.codes = _issue_codes(engine, result)
         _print_codes(console, result)
