@@ -52,11 +52,6 @@ def test_bad_documents_are_refused_with_a_message(
     assert not any(ZHANG in result.output for result in results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="status prints error messages as console markup, so a message with"
-    " '[/' in it raises MarkupError; reported to the status owners",
-)
 def test_an_error_message_with_brackets_is_printed_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings_reset: None
 ) -> None:

@@ -1017,7 +1017,16 @@ def _compile_plus_time(op: str, operands: list[Any], where: str) -> Compiled:
 
         return plus_nothing
     if unit in ("day", "hour"):
-        step = timedelta(days=amount) if unit == "day" else timedelta(hours=amount)
+        try:
+            step = timedelta(days=amount) if unit == "day" else timedelta(hours=amount)
+        except OverflowError:
+            # No date-time lies that far from any other; every evaluation fails.
+            too_far = _out_of_range(where)
+
+            def beyond_range(data: Any) -> Any:
+                raise too_far
+
+            return beyond_range
 
         def plus_duration(data: Any) -> datetime:
             value = read(data)

@@ -151,9 +151,13 @@ def load_rule_set(source: str | Path = "default") -> RuleSet:
     path = Path(source)
     if path.suffix == ".json" or path.exists():
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")
         except OSError as exc:
             raise InvalidRuleSet(f"The rule set file {path} cannot be read.") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidRuleSet(
+                f"The rule set file {path} is not UTF-8 (byte {exc.start})."
+            ) from None
     else:
         if not re.fullmatch(r"[a-z0-9-]+", str(source)):
             raise InvalidRuleSet(f"No shipped rule set is named {source!r}.")
@@ -166,6 +170,15 @@ def load_rule_set(source: str | Path = "default") -> RuleSet:
     except json.JSONDecodeError as exc:
         raise InvalidRuleSet(
             f"The rule set is not valid JSON (line {exc.lineno}): {exc.msg}."
+        ) from None
+    except RecursionError:
+        raise InvalidRuleSet(
+            "The rule set nests deeper than JSON can be read."
+        ) from None
+    except ValueError as exc:
+        # The standard library refuses integers of thousands of digits.
+        raise InvalidRuleSet(
+            f"The rule set holds a value that cannot be read: {exc}."
         ) from None
     return parse_rule_set(document)
 
@@ -225,6 +238,14 @@ def _parse_rule(raw: Any, index: int) -> Rule:
             "a red rule must rest on an authoritative record"
             " (cases, orders, tests or riskStays)."
         )
+    if colour == "red":
+        for key in ("condition", "until", "from"):
+            weak = _weak_reads(raw.get(key))
+            if weak:
+                raise problem(
+                    f"a red rule's {key} may read only authoritative records,"
+                    f" but it reads {weak}."
+                )
     regions = raw.get("regions", ["*"])
     if not isinstance(regions, list) or not all(
         isinstance(r, str) and _REGION.match(r) for r in regions
@@ -279,6 +300,40 @@ def _parse_rule(raw: Any, index: int) -> Rule:
     )
 
 
+def _weak_reads(expression: Any) -> str | None:
+    """The first ``var`` path in ``expression`` that reaches weak evidence.
+
+    A path that names the whole document (``""``, ``data``) counts as weak,
+    since through it anything can be read.
+    """
+    if isinstance(expression, list):
+        for item in expression:
+            found = _weak_reads(item)
+            if found:
+                return found
+        return None
+    if not isinstance(expression, dict):
+        return None
+    for operation, operands in expression.items():
+        if operation == "var":
+            path = operands[0] if isinstance(operands, list) and operands else operands
+            if not isinstance(path, str):
+                continue
+            parts = path.split(".")
+            if path in ("", "data") or (
+                len(parts) > 1
+                and parts[0] == "data"
+                and parts[1] in EVIDENCE_COLLECTIONS
+                and not EVIDENCE_COLLECTIONS[parts[1]]
+            ):
+                return repr(path)
+            continue
+        found = _weak_reads(operands)
+        if found:
+            return found
+    return None
+
+
 def _instant(
     value: Any, key: str, problem: Callable[[str], InvalidRuleSet]
 ) -> datetime | None:
@@ -300,6 +355,11 @@ def _run_rule_tests(rule: Rule, raw: dict[str, Any]) -> None:
         if not isinstance(case, dict) or "data" not in case or "expected" not in case:
             raise InvalidRuleSet(
                 f"Rule {rule.id}: test {number} needs 'data' and 'expected'."
+            )
+        if not isinstance(case["expected"], bool):
+            raise InvalidRuleSet(
+                f"Rule {rule.id}: test {number} expects a non-boolean; a condition"
+                " must give true or false."
             )
         try:
             outcome = rule.condition(case["data"])

@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -140,7 +141,7 @@ def status_command(
             masked = mask_name(resident.name)
             masked_doc = doc.masked()
     except HealthcodeError as exc:
-        console.print(f"[red]error[/red] {exc.code}: {exc}")
+        console.print(f"[red]error[/red] {exc.code}: {escape(str(exc))}")
         raise typer.Exit(1) from None
 
     if as_json:
@@ -255,7 +256,7 @@ def register_command(
             view = current_status(session, resident.id, now)
             masked = mask_name(resident.name)
     except HealthcodeError as exc:
-        console.print(f"[red]error[/red] {exc.code}: {exc}")
+        console.print(f"[red]error[/red] {exc.code}: {escape(str(exc))}")
         raise typer.Exit(1) from None
     reason = view.reasons[0]["text"] if view.reasons else {"zh": "", "en": ""}
     console.print(
