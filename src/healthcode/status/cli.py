@@ -111,7 +111,8 @@ def status_command(
     console = Console()
     now = datetime.now(UTC)
     try:
-        doc = parse_document(kind, document, country, today=now.date())
+        today = now.astimezone(get_settings().tz).date()
+        doc = parse_document(kind, document, country, today=today)
         engine = open_database(must_exist=True)
         with Session(engine) as session, session.begin():
             resident = get_resident(session, doc)
@@ -245,7 +246,8 @@ def register_command(
     console = Console()
     now = datetime.now(UTC)
     try:
-        doc = parse_document(kind, document, country, today=now.date())
+        today = now.astimezone(get_settings().tz).date()
+        doc = parse_document(kind, document, country, today=today)
         if region is not None:
             from healthcode.identity.divisions import division
 
