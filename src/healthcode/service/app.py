@@ -106,6 +106,7 @@ def create_app(
     parts the settings would make, for tests and embedding.
     """
     from healthcode.service.routes import ROUTERS
+    from healthcode.web.routes import router as pages
 
     settings = settings or get_settings()
     runtime = build_runtime(
@@ -131,6 +132,7 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(pages)
     app.add_middleware(RequestLog)
     return app
 

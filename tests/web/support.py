@@ -1,0 +1,133 @@
+"""Helpers of the browser tests: a live server in a thread, Chromium, fake cameras."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from PIL import Image
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+PHONE = {"width": 360, "height": 780}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def require_chromium() -> Any:
+    """The Playwright module, or a loud skip saying what is missing."""
+    reasons = []
+    if not CHROMIUM.exists():
+        reasons.append(
+            f"Chromium is not installed at {CHROMIUM} (Debian package chromium)"
+        )
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        reasons.append("the playwright package is not installed")
+        sync_api = None
+    if reasons:
+        message = "BROWSER TESTS DO NOT RUN: " + "; ".join(reasons) + "."
+        print(f"\n*** {message} ***")
+        pytest.skip(message)
+    return sync_api
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """The app served by uvicorn on 127.0.0.1 in a thread; stopped and restarted."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the test server did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=10)
+        self.server = None
+        self.thread = None
+
+
+def write_y4m(image: Image.Image, path: Path, frames: int = 10) -> Path:
+    """A YUV4MPEG2 clip of ``image`` standing still, for Chromium's fake camera."""
+    rgb = image.convert("RGB")
+    width, height = rgb.size
+    width -= width % 2
+    height -= height % 2
+    rgb = rgb.crop((0, 0, width, height))
+    y, u, v = rgb.convert("YCbCr").split()
+    half = (width // 2, height // 2)
+    u = u.resize(half, Image.Resampling.BILINEAR)
+    v = v.resize(half, Image.Resampling.BILINEAR)
+    frame = y.tobytes() + u.tobytes() + v.tobytes()
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + frame)
+    return path
+
+
+def camera_frame(code_png: Path, size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A camera's view of a code: the code on a grey desk, off centre."""
+    frame = Image.new("RGB", size, (128, 128, 128))
+    with Image.open(code_png) as opened:
+        code = opened.convert("RGB")
+    side = min(size) - 80
+    code = code.resize((side, side), Image.Resampling.NEAREST)
+    frame.paste(code, ((size[0] - side) // 2 + 20, (size[1] - side) // 2))
+    return frame
+
+
+def screenshot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def have_chromium() -> bool:
+    return CHROMIUM.exists() and shutil.which(str(CHROMIUM)) is not None
