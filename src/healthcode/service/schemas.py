@@ -11,7 +11,7 @@ compares them with aware clocks.
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -60,6 +60,20 @@ def _many_lines(value: str) -> str:
     return _printable(value, lines=True)
 
 
+def _storable(value: str) -> str:
+    # A JSON string may carry an escaped lone surrogate or a NUL, neither of
+    # which UTF-8, the database or Redis can hold; refusing them here keeps
+    # them from failing deep in a write.
+    for char in value:
+        if char == "\x00" or "\ud800" <= char <= "\udfff":
+            raise ValueError("the text holds a NUL or an unpaired surrogate")
+    return value
+
+
+#: Any text a request carries passes this check.
+Storable = AfterValidator(_storable)
+
+
 #: A line of text such as a reason or a purpose.
 Line = Annotated[
     str, StringConstraints(min_length=1, max_length=500), AfterValidator(_one_line)
@@ -88,6 +102,16 @@ def _instant(value: datetime) -> datetime:
 #: An instant with an offset, returned in UTC.
 Instant = Annotated[datetime, AfterValidator(_instant)]
 
+
+def _day(value: date) -> date:
+    if not _EARLIEST.date() <= value < _LATEST.date():
+        raise ValueError("the day lies outside the years 2000 to 2199")
+    return value
+
+
+#: A calendar day in a sane range.
+Day = Annotated[date, AfterValidator(_day)]
+
 #: A database id in a path or a body.
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
@@ -101,8 +125,8 @@ class DocumentIn(Request):
     """An identity document: its kind, number and, for passports, country."""
 
     kind: DocumentKind = DocumentKind.CN_ID
-    number: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    country: Annotated[str, StringConstraints(max_length=3)] = Field(
+    number: Annotated[str, StringConstraints(min_length=1, max_length=40), Storable]
+    country: Annotated[str, StringConstraints(max_length=3), Storable] = Field(
         default="", description="ISO 3166 alpha-3 issuing country, passports only."
     )
 
@@ -124,8 +148,8 @@ Client = Literal["app", "page"]
 
 
 class SignInCodeRequest(Request):
-    phone: Annotated[str, StringConstraints(min_length=1, max_length=32)] = Field(
-        description="A mainland mobile number, or +country code and number."
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=32), Storable] = (
+        Field(description="A mainland mobile number, or +country code and number.")
     )
 
 
@@ -134,8 +158,8 @@ class SignInCodeSent(Answer):
 
 
 class SignInRequest(Request):
-    phone: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    code: Annotated[str, StringConstraints(min_length=1, max_length=12)]
+    phone: Annotated[str, StringConstraints(min_length=1, max_length=32), Storable]
+    code: Annotated[str, StringConstraints(min_length=1, max_length=12), Storable]
     client: Client = Field(
         default="app",
         description="app: answer with a bearer token; page: set a session cookie.",
@@ -143,10 +167,10 @@ class SignInRequest(Request):
 
 
 class OfficialSignInRequest(Request):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    totp: Annotated[str, StringConstraints(min_length=1, max_length=12)] = Field(
-        description="The six digits the authenticator app shows now."
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64), Storable]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256), Storable]
+    totp: Annotated[str, StringConstraints(min_length=1, max_length=12), Storable] = (
+        Field(description="The six digits the authenticator app shows now.")
     )
     client: Client = "app"
 
@@ -173,12 +197,12 @@ class CallerAnswer(Answer):
 
 class RegisterRequest(Request):
     document: DocumentIn
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="The name exactly as the document shows it."
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Storable] = (
+        Field(description="The name exactly as the document shows it.")
     )
-    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] | None = (
-        Field(default=None, description="GB/T 2260 county code of residence.")
-    )
+    region_code: (
+        Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$"), Storable] | None
+    ) = Field(default=None, description="GB/T 2260 county code of residence.")
 
 
 class StatusAnswer(Answer):
@@ -230,7 +254,7 @@ class HistoryEvent(Answer):
 
 
 class Visit(Request):
-    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$"), Storable] = Field(
         description="GB/T 2260 code of the place visited."
     )
     place: Line | None = None
@@ -256,8 +280,8 @@ class DeclarationAnswer(Answer):
 
 class DependentRequest(Request):
     document: DocumentIn
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
-        description="The dependent's name exactly as the document shows it."
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Storable] = (
+        Field(description="The dependent's name exactly as the document shows it.")
     )
 
 
@@ -302,10 +326,10 @@ class ImportAnswer(Answer):
 class RiskAreaIn(Request):
     """A risk area, declared, changed (same record id) or ended (an end time)."""
 
-    record_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="The commission's own id; sending it again changes the area."
-    )
-    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
+    record_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64), Storable
+    ] = Field(description="The commission's own id; sending it again changes the area.")
+    code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$"), Storable] = Field(
         description="GB/T 2260 code of the area, or of the county of a named place."
     )
     name: Line | None = Field(
@@ -409,7 +433,9 @@ class SearchRequest(Request):
     """A document, or a name; and why the search is made, which is audited."""
 
     document: DocumentIn | None = None
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    name: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200), Storable] | None
+    ) = None
     purpose: Purpose = Field(description="Why: kept in the audit log.")
 
 
@@ -464,13 +490,13 @@ class GuardianshipAnswer(Answer):
 
 class ApiKeyRequest(Request):
     kind: Literal["venue", "checkpoint", "department"]
-    scope: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
-        description="Venue id, checkpoint id, or the department's name."
+    scope: Annotated[str, StringConstraints(min_length=1, max_length=64), Storable] = (
+        Field(description="Venue id, checkpoint id, or the department's name.")
     )
-    feed_kinds: list[Annotated[str, StringConstraints(max_length=24)]] = Field(
-        default_factory=list, max_length=16
+    feed_kinds: list[Annotated[str, StringConstraints(max_length=24), Storable]] = (
+        Field(default_factory=list, max_length=16)
     )
-    label: Annotated[str, StringConstraints(max_length=200)] = ""
+    label: Annotated[str, StringConstraints(max_length=200), Storable] = ""
 
 
 class ApiKeyAnswer(Answer):
@@ -485,9 +511,9 @@ class ApiKeyAnswer(Answer):
 
 
 class StaffRequest(Request):
-    username: Annotated[str, StringConstraints(min_length=3, max_length=64)]
+    username: Annotated[str, StringConstraints(min_length=3, max_length=64), Storable]
     role: Literal["health-official", "community-worker", "administrator"]
-    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256), Storable]
 
 
 class StaffAnswer(Answer):
@@ -507,7 +533,7 @@ class AuditVerifyAnswer(Answer):
 # Checkpoints
 
 
-CodeText = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+CodeText = Annotated[str, StringConstraints(min_length=1, max_length=1000), Storable]
 
 
 class VerifyRequest(Request):
@@ -544,16 +570,18 @@ class LookupAnswer(Answer):
 # Venues and check-ins
 
 
-Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$")]
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:\-]{1,64}$"), Storable]
 
 
 class VenueRequest(Request):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    address: Annotated[str, StringConstraints(min_length=1, max_length=500)]
-    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")] = Field(
-        description="GB/T 2260 county code of the venue."
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), Storable]
+    address: Annotated[str, StringConstraints(min_length=1, max_length=500), Storable]
+    region_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$"), Storable] = (
+        Field(description="GB/T 2260 county code of the venue.")
     )
-    venue_type: Annotated[str, StringConstraints(min_length=1, max_length=16)] = Field(
+    venue_type: Annotated[
+        str, StringConstraints(min_length=1, max_length=16), Storable
+    ] = Field(
         description="shop, restaurant, office, hospital, station, park, compound."
     )
     default_stay_minutes: Annotated[int, Field(ge=1, le=1440)] | None = Field(

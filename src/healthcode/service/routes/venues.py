@@ -10,7 +10,7 @@ followed by ``:<gate>``).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
@@ -48,6 +48,7 @@ from healthcode.service.schemas import (
     CheckinAnswer,
     CheckinRefusal,
     CountsAnswer,
+    Day,
     DoorScansRequest,
     HourCount,
     ResidentCheckinRequest,
@@ -198,9 +199,7 @@ def counts(
     rt: Rt,
     session: Db,
     now: Now,
-    day: Annotated[
-        date | None, Query(description="Local day; today if absent.")
-    ] = None,
+    day: Annotated[Day | None, Query(description="Local day; today if absent.")] = None,
 ) -> CountsAnswer:
     """How many checked in in each hour of a day; never who."""
     venue_id = _venue_of(operator)
