@@ -160,6 +160,20 @@ def review(
         expires_at=body.expires_at,
         policy=rt.overrides,
     )
+    if appeal.override_id is not None:
+        _audit(
+            session,
+            official,
+            now,
+            "override.set",
+            f"resident:{appeal.resident_id}",
+            colour=body.colour,
+            reason=body.note,
+            expiresAt=body.expires_at,
+            residents=[appeal.resident_id],
+            overrideIds=[appeal.override_id],
+            appealId=appeal.id,
+        )
     _audit(
         session,
         official,
