@@ -1,0 +1,143 @@
+"""Helpers of the privacy tests: JSON logs captured, leaks searched, a clock."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from healthcode.accounts.senders import phone_digest
+from healthcode.accounts.services import normalize_phone
+
+# Noon in Shanghai on a Tuesday.
+NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
+
+
+@contextmanager
+def json_logs(level: str = "info") -> Iterator[list[str]]:
+    """Capture every structlog event as the JSON line production would write.
+
+    The processors are those of :func:`healthcode.log.configure` in JSON
+    mode, events below ``level`` dropped as the production filter drops
+    them; the run's log watch stays first. Code run earlier in the session
+    may have configured logging with a higher level and loggers that cache
+    themselves (the demo command does), so the package's cached loggers are
+    let go before and after, and the configuration is put back afterwards.
+    """
+    lines: list[str] = []
+    renderer = structlog.processors.JSONRenderer()
+
+    def keep(
+        logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> Any:
+        lines.append(renderer(logger, method_name, dict(event_dict)))
+        raise structlog.DropEvent
+
+    saved = structlog.get_config()
+    watches = [p for p in saved["processors"] if type(p).__name__ == "LogWatch"]
+    _forget_cached_loggers()
+    structlog.configure(
+        processors=[
+            *watches,
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            keep,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield lines
+    finally:
+        _forget_cached_loggers()
+        structlog.configure(**saved)
+
+
+def _forget_cached_loggers() -> None:
+    # A lazy logger that cached itself keeps the level and processors of the
+    # configuration it first saw; without its cached copy it reads the
+    # configuration of the moment again.
+    proxy = type(structlog.get_logger())
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("healthcode") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, proxy) and "bind" in vars(value):
+                del value.bind
+
+
+def log_texts(lines: Iterable[str]) -> list[str]:
+    """Each JSON line as written and with its values decoded.
+
+    The JSON renderer writes characters outside ASCII as escapes, so a name
+    in Han characters is searched for in the decoded values as well.
+    """
+    texts = []
+    for line in lines:
+        texts.append(line)
+        texts.append(" ".join(_flat(json.loads(line))))
+    return texts
+
+
+def _flat(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _flat(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _flat(item)
+    else:
+        yield str(value)
+
+
+def leaks(texts: Iterable[tuple[str, str]], values: Iterable[str]) -> list[str]:
+    """Where any of ``values`` occurs in the (place, text) pairs, masked.
+
+    The answer names the place and the value's length only, so that a
+    failing assertion does not print the personal value it found.
+    """
+    wanted = sorted({value for value in values if value}, key=len, reverse=True)
+    found = []
+    for place, text in texts:
+        for value in wanted:
+            if value in text:
+                found.append(f"{place}: a value of {len(value)} characters")
+    return found
+
+
+@dataclass
+class Clock:
+    """A clock a test moves by hand."""
+
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+@dataclass
+class Outbox:
+    """A sign-in code sender that keeps what it sent, by phone digest."""
+
+    sent: dict[str, list[str]] = field(default_factory=dict)
+
+    def send(self, phone: str, code: str, valid_until: datetime) -> None:
+        self.sent.setdefault(phone_digest(phone), []).append(code)
+
+    def last(self, phone: str) -> str:
+        return self.sent[phone_digest(normalize_phone(phone))][-1]
