@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import uvicorn
 from PIL import Image
+
+from healthcode.feeds.services import import_feed
+from healthcode.status.services import recolor_residents
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -44,6 +52,29 @@ def require_chromium() -> Any:
         print(f"\n*** {message} ***")
         pytest.skip(message)
     return sync_api
+
+
+def require_vendor_files() -> None:
+    """The browser libraries in the static folder, built now if npm can."""
+    from healthcode.web.routes import STATIC_DIR
+
+    wanted = STATIC_DIR / "vendor" / "jsQR.js"
+    if not wanted.exists() and shutil.which("npm"):
+        script = Path(__file__).resolve().parents[2] / "scripts" / "web-assets.sh"
+        subprocess.run(
+            ["bash", str(script)],
+            check=False,
+            env={**os.environ, "PYTHON": sys.executable},
+            capture_output=True,
+            timeout=300,
+        )
+    if not wanted.exists():
+        message = (
+            "SCANNER BROWSER TESTS DO NOT RUN: the QR decoder is missing from"
+            f" {wanted.parent}; run scripts/web-assets.sh (needs node and npm)."
+        )
+        print(f"\n*** {message} ***")
+        pytest.skip(message)
 
 
 def free_port() -> int:
@@ -129,5 +160,26 @@ def screenshot(page: Any, name: str) -> Path:
     return path
 
 
-def have_chromium() -> bool:
-    return CHROMIUM.exists() and shutil.which(str(CHROMIUM)) is not None
+def confirm_identities(
+    engine: Any, folder: Path, people: list[tuple[str, str]], region: str = "610113"
+) -> None:
+    """Have the identity registry confirm (number, name) pairs, as its feed does."""
+    lines = [
+        "record_id,doc_kind,doc_number,doc_country,name,region_code,outcome,confirmed_at"
+    ]
+    for number, name in people:
+        lines.append(
+            f"PS-{number},cn-id,{number},,{name},{region},confirmed,2026-03-01T09:00:00"
+        )
+    path = folder / "identities.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_feed(
+        engine,
+        "identities",
+        path,
+        now=datetime.now(UTC),
+        zone=ZoneInfo("Asia/Shanghai"),
+        future_skew=timedelta(minutes=5),
+        recolor=recolor_residents,
+    )
+    assert report.committed, report.errors
