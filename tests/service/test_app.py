@@ -102,3 +102,70 @@ def test_a_sign_in_file_in_a_missing_folder_is_named(
 
     with pytest.raises(ConfigurationError, match="HEALTHCODE_SIGN_IN_FILE"):
         create_app(settings, engine=engine)
+
+
+def test_a_body_that_cannot_be_read_has_the_error_body(client: TestClient) -> None:
+    answer = client.post(
+        "/v1/sign-in/code",
+        content=b"\xff\xfe not json",
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert answer.status_code in (400, 422)
+    assert answer.json()["code"] in ("bad_request", "invalid_request")
+    assert answer.json()["message"].endswith(".")
+
+
+def test_an_upload_past_the_limit_is_a_413(
+    settings: Settings, engine: Engine, clock, outbox, store
+) -> None:
+    from .conftest import NOW
+    from .support import api_key
+
+    app = create_app(
+        settings.model_copy(update={"max_upload_bytes": 64}),
+        clock=clock,
+        store=store,
+        sender=outbox,
+        engine=engine,
+    )
+    headers = {
+        **api_key(engine, "department", "health", NOW, ["lab-results"]),
+        "Content-Type": "text/csv",
+    }
+
+    with TestClient(app, base_url="https://testserver") as client:
+        answer = client.post("/v1/feeds/lab-results", content="x" * 65, headers=headers)
+
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "upload_too_large"
+    assert "64 bytes" in answer.json()["message"]
+
+
+def test_serve_refuses_several_workers_without_redis(
+    engine: Engine, monkeypatch
+) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from healthcode.config import get_settings
+    from healthcode.service.cli import serve_command
+
+    monkeypatch.setenv(
+        "HEALTHCODE_DATABASE_URL", engine.url.render_as_string(hide_password=False)
+    )
+    monkeypatch.delenv("HEALTHCODE_REDIS_URL", raising=False)
+    get_settings.cache_clear()
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """The command line."""
+
+    app.command("serve")(serve_command)
+
+    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    get_settings.cache_clear()
+
+    assert result.exit_code == 2
+    assert "HEALTHCODE_REDIS_URL" in result.output

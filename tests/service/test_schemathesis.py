@@ -231,6 +231,7 @@ def exercise(server: Server, operation: Any, mode: Any, tally: Tally) -> None:
         return
 
 
+@pytest.mark.slow
 def test_generated_requests_find_no_server_error_and_fit_the_schema(
     server: Server,
 ) -> None:

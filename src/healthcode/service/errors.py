@@ -222,6 +222,7 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     "audit_head_missing": _unavailable(),
     # Answers of the HTTP layer itself.
     "invalid_request": ErrorAnswer(422),
+    "bad_request": ErrorAnswer(400),
     "not_found": ErrorAnswer(404),
     "method_not_allowed": ErrorAnswer(405),
     "internal_error": _ours(),
@@ -354,6 +355,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"This path does not take {request.method}; see /docs for the"
                 " methods it takes.",
                 headers=dict(exc.headers or {}),
+            )
+        if exc.status_code == 400:
+            return error_response(
+                400,
+                "bad_request",
+                "The request could not be read; send a body that matches its"
+                " Content-Type (JSON unless /docs says otherwise).",
             )
         code = "internal_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
         detail = exc.detail if isinstance(exc.detail, str) else "The request failed."
