@@ -46,6 +46,9 @@ def _register() -> None:
 
     app.command("import-certificate")(import_certificate_command)
     bench_app.command("recolor")(bench_recolor_command)
+    from healthcode.bench.load import bench_load_command
+
+    bench_app.command("load")(bench_load_command)
     from healthcode.checkins.cli import bench_tracing_command, trace_command
 
     app.command("trace")(trace_command)

@@ -1,0 +1,659 @@
+"""``healthcode bench load``: the service under load on this machine.
+
+The bench makes a throwaway PostgreSQL database, fills it with a population
+by ``COPY`` (an import through the feed importer would take longer than the
+run itself), starts ``healthcode serve`` with two workers on the loopback
+and drives it from a separate process. The load generator speaks HTTP/1.1
+over keep-alive connections with plain asyncio, because a full client
+library would spend more of this machine's two cores than the server under
+test. Every phase is bounded both in requests and in seconds.
+
+Each endpoint is measured beside ``/v1/health`` in the same run, so the
+ratio says how much of the server's budget the endpoint's own work takes,
+whatever the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+__all__ = [
+    "PhaseResult",
+    "Target",
+    "bench_load_command",
+    "drive",
+    "free_port",
+    "percentile",
+    "raw_request",
+]
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+REGION = "610100"
+COUNTY = "610113"
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a phase must reach: a rate, a p99 bound, a ratio to the trivial one."""
+
+    per_second: float
+    p99_ms: float | None = None
+    ratio: float | None = None
+
+
+@dataclass
+class PhaseResult:
+    """The figures of one phase: requests, items carried, seconds, latencies."""
+
+    name: str
+    requests: int
+    items: int
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def item_rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.latencies_ms, fraction)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values``; 0.0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def raw_request(
+    method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    """One HTTP/1.1 keep-alive request, as bytes ready to write."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if body or method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    body = await reader.readexactly(length) if length else b""
+    return status, body
+
+
+async def _drive(
+    port: int,
+    requests: Sequence[tuple[bytes, int]],
+    *,
+    concurrency: int,
+    max_requests: int,
+    seconds: float,
+    rate: float | None,
+) -> dict[str, Any]:
+    # Each connection takes the next request from a shared counter, so the
+    # templates are spread evenly and none is sent twice in a row by two
+    # connections at once. With a rate, requests start on a fixed schedule
+    # (an open loop) instead of as fast as answers come back.
+    issued = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    items = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def connection() -> None:
+        nonlocal issued, items
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                now = time.perf_counter()
+                if issued >= max_requests or now >= deadline:
+                    return
+                index = issued
+                issued += 1
+                if rate is not None:
+                    due = started + index / rate
+                    if due > now:
+                        await asyncio.sleep(due - now)
+                    sent = due
+                else:
+                    sent = time.perf_counter()
+                payload, count = requests[index % len(requests)]
+                writer.write(payload)
+                status, _ = await _read_answer(reader)
+                latencies.append((time.perf_counter() - sent) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status < 300:
+                    items += count
+                if status == 503:
+                    # A shed request closes nothing, but the server may have
+                    # answered before reading the body; start afresh.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return {
+        "requests": issued,
+        "items": items,
+        "seconds": time.perf_counter() - started,
+        "latencies": latencies,
+        "statuses": statuses,
+    }
+
+
+def _driver_main(plan: dict[str, Any], answers: Any) -> None:
+    results = []
+    for phase in plan["phases"]:
+        outcome = asyncio.run(
+            _drive(
+                plan["port"],
+                [(bytes(p), c) for p, c in phase["requests"]],
+                concurrency=phase["concurrency"],
+                max_requests=phase["max_requests"],
+                seconds=phase["seconds"],
+                rate=phase.get("rate"),
+            )
+        )
+        outcome["name"] = phase["name"]
+        results.append(outcome)
+    answers.put(results)
+
+
+def drive(port: int, phases: list[dict[str, Any]]) -> list[PhaseResult]:
+    """Run ``phases`` against the server on ``port`` from a separate process.
+
+    Each phase is a mapping with ``name``, ``requests`` (pairs of request
+    bytes and the number of items each carries), ``concurrency``,
+    ``max_requests``, ``seconds`` and optionally ``rate`` per second.
+    """
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    worker = context.Process(
+        target=_driver_main, args=({"port": port, "phases": phases}, answers)
+    )
+    worker.start()
+    limit = sum(float(p["seconds"]) for p in phases) + 60
+    try:
+        results = answers.get(timeout=limit)
+    finally:
+        worker.join(timeout=10)
+        if worker.is_alive():
+            worker.kill()
+    return [
+        PhaseResult(
+            name=r["name"],
+            requests=r["requests"],
+            items=r["items"],
+            seconds=r["seconds"],
+            latencies_ms=r["latencies"],
+            statuses={int(k): v for k, v in r["statuses"].items()},
+        )
+        for r in results
+    ]
+
+
+# The population
+
+
+def _check_character(body: str) -> str:
+    total = sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True))
+    return "10X98765432"[total % 11]
+
+
+def identity_number(index: int) -> str:
+    """A well-formed mainland number for the ``index``-th generated resident."""
+    born = date(1950, 1, 1) + timedelta(days=index // 1000)
+    body = f"{COUNTY}{born:%Y%m%d}{index % 1000:03d}"
+    return body + _check_character(body)
+
+
+def _resident_rows(count: int, at: str) -> Iterator[str]:
+    for index in range(1, count + 1):
+        number = identity_number(index)
+        name = (
+            _SURNAMES[index % len(_SURNAMES)]
+            + _GIVEN[(index // 7) % len(_GIVEN)]
+            + _GIVEN[(index // 131) % len(_GIVEN)]
+        )
+        born = f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
+        yield (
+            f"{index}\tmainland_id\t\t{number}\t{name}\t{born}\t{COUNTY}\t\\N"
+            f"\tconfirmed\t{at}\t{at}\n"
+        )
+
+
+def create_database(admin_url: str = ADMIN_URL) -> str:
+    """Make an empty throwaway database; return its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"healthcode_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "")
+    return f"postgresql+psycopg://{base}/{name}"
+
+
+def drop_database(url: str, admin_url: str = ADMIN_URL) -> None:
+    """Drop a database :func:`create_database` made, closing its connections."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    if not name.startswith("healthcode_bench_"):
+        raise ValueError("Only a bench database is dropped here.")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def load_population(url: str, residents: int, accounts: int, now: datetime) -> None:
+    """Migrate the database and copy in residents, green statuses and accounts.
+
+    The first resident's status is computed by the rules; everyone else is
+    given the same green status, which is what the rules give a confirmed
+    resident with no records.
+    """
+    import psycopg
+    from sqlalchemy.orm import Session
+
+    from healthcode.db import open_database
+    from healthcode.status.models import Status
+    from healthcode.status.services import recolor_residents
+
+    engine = open_database(url)
+    at = now.isoformat()
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as connection, connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY residents (id, doc_kind, doc_country, doc_number, name,"
+            " birth_date, region_code, street, identity_state,"
+            " identity_confirmed_at, registered_at) FROM STDIN"
+        ) as copy:
+            batch: list[str] = []
+            for row in _resident_rows(residents, at):
+                batch.append(row)
+                if len(batch) == 50_000:
+                    copy.write("".join(batch))
+                    batch = []
+            copy.write("".join(batch))
+        cursor.execute("SELECT setval('residents_id_seq', %s)", (residents,))
+    with Session(engine) as session, session.begin():
+        recolor_residents(session, [1], now, "time", records_changed=False)
+    with Session(engine) as session:
+        first = session.get(Status, 1)
+        if first is None:
+            raise RuntimeError("The rules gave the first resident no status.")
+        sample = (
+            first.colour,
+            orjson.dumps(first.reasons).decode(),
+            first.as_of.isoformat(),
+            first.rule_set,
+        )
+    engine.dispose()
+    with psycopg.connect(plain) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO statuses (resident_id, colour, reasons, as_of,"
+            " changes_at, changes_to, recheck_at, rule_set)"
+            " SELECT g, %s, %s, %s, NULL, NULL, NULL, %s"
+            " FROM generate_series(2, %s) AS g",
+            (*sample, residents),
+        )
+        with cursor.copy(
+            "COPY accounts (id, phone, resident_id, created_at) FROM STDIN"
+        ) as copy:
+            copy.write(
+                "".join(
+                    f"{i}\t+8613{i:09d}\t{i}\t{at}\n" for i in range(1, accounts + 1)
+                )
+            )
+        cursor.execute("SELECT setval('accounts_id_seq', %s)", (accounts,))
+        cursor.execute("ANALYZE")
+
+
+@dataclass
+class Fixture:
+    """What the load needs: session tokens, device keys, codes to show."""
+
+    tokens: list[str]
+    checkpoint_key: str
+    door_key: str
+    codes: list[str]
+
+
+def make_fixture(
+    url: str,
+    redis_url: str,
+    prefix: str,
+    key_dir: Path,
+    now: datetime,
+    accounts: int,
+    codes: int,
+) -> Fixture:
+    """Open sessions, make a venue and its keys, and issue screen codes."""
+    from sqlalchemy.orm import Session
+
+    from healthcode.accounts.services import (
+        Principal,
+        Transport,
+        create_api_key,
+        open_session,
+    )
+    from healthcode.accounts.stores import RedisStore
+    from healthcode.checkins.services import register_venue
+    from healthcode.codes.keys import KeyStore
+    from healthcode.codes.services import CodeService
+    from healthcode.db import make_engine
+
+    store = RedisStore.from_url(redis_url, prefix)
+    tokens = [
+        open_session(
+            store,
+            Principal("account", i),
+            Transport.BEARER,
+            now,
+            timedelta(hours=2),
+        ).token
+        for i in range(1, accounts + 1)
+    ]
+    engine = make_engine(url)
+    service = CodeService(KeyStore(key_dir), region=REGION)
+    with Session(engine) as session, session.begin():
+        venue = register_venue(
+            session,
+            name="Bench hall",
+            address="1 Bench Road",
+            region_code=COUNTY,
+            venue_type="office",
+            now=now,
+        )
+        _, checkpoint_key = create_api_key(session, "checkpoint", "gate-1", now)
+        _, door_key = create_api_key(session, "checkpoint", f"venue:{venue.id}", now)
+        issued = [
+            service.screen_code(session, i, now).text for i in range(1, codes + 1)
+        ]
+    engine.dispose()
+    return Fixture(tokens, checkpoint_key, door_key, issued)
+
+
+def start_server(
+    port: int, env: dict[str, str], workers: int = 2
+) -> subprocess.Popen[bytes]:
+    """Start ``healthcode serve`` and wait until its health endpoint answers."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from healthcode.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("The server exited before it answered.")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(raw_request("GET", "/v1/health", {}))
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return process
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("The server did not answer within 60 seconds.")
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server :func:`start_server` started, killing it if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _json(method: str, path: str, headers: dict[str, str], body: Any) -> bytes:
+    data = orjson.dumps(body)
+    return raw_request(
+        method, path, {**headers, "Content-Type": "application/json"}, data
+    )
+
+
+def checkin_batches(
+    fixture: Fixture, batch: int, count: int, at: datetime
+) -> list[tuple[bytes, int]]:
+    """Door-scan uploads of ``batch`` scans each, every scan a new check-in."""
+    uploads = []
+    for number in range(count):
+        scans = [
+            {
+                "code": fixture.codes[(number * batch + i) % len(fixture.codes)],
+                "idempotencyKey": secrets.token_hex(12),
+                "checkedInAt": (at - timedelta(seconds=number)).isoformat(),
+            }
+            for i in range(batch)
+        ]
+        uploads.append(
+            (
+                _json(
+                    "POST",
+                    "/v1/checkpoints/checkins",
+                    {"X-API-Key": fixture.door_key},
+                    {"scans": scans},
+                ),
+                batch,
+            )
+        )
+    return uploads
+
+
+def _line(result: PhaseResult, unit: str = "req") -> str:
+    shown = result.item_rate if unit != "req" else result.rate
+    return (
+        f"{result.name:<22} {shown:>9.0f} {unit}/s  p50 {result.p(0.50):6.1f} ms"
+        f"  p95 {result.p(0.95):6.1f} ms  p99 {result.p(0.99):6.1f} ms"
+        f"  ({result.requests} requests, statuses {result.statuses})"
+    )
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def bench_load_command(
+    residents: Annotated[
+        int, typer.Option(min=1, help="Residents in the population.")
+    ] = 1_000_000,
+    seconds: Annotated[
+        float, typer.Option(min=1, max=120, help="Seconds each phase may run.")
+    ] = 10.0,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Connections the generator holds.")
+    ] = 64,
+    batch: Annotated[
+        int, typer.Option(min=1, max=1000, help="Check-ins per upload.")
+    ] = 500,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Server workers.")] = 2,
+) -> None:
+    """Serve a population from PostgreSQL and Redis on the loopback, and load it.
+
+    Prints throughput and p50/p95/p99 latency for code refresh, check-in
+    upload and online verification, each beside the health endpoint, and
+    whether the targets are met.
+    """
+    now = datetime.now(UTC).replace(microsecond=0)
+    accounts = min(residents, 5_000)
+    prefix = f"healthcode-bench-{uuid.uuid4().hex[:8]}:"
+    url = create_database()
+    server = None
+    with tempfile.TemporaryDirectory(prefix="healthcode-bench-") as keys:
+        try:
+            started = time.perf_counter()
+            load_population(url, residents, accounts, now)
+            typer.echo(
+                f"population: {residents} residents copied in"
+                f" {time.perf_counter() - started:.1f} s"
+            )
+            fixture = make_fixture(
+                url, REDIS_URL, prefix, Path(keys), now, accounts, min(accounts, 2000)
+            )
+            port = free_port()
+            env = {
+                "HEALTHCODE_DATABASE_URL": url,
+                "HEALTHCODE_REDIS_URL": REDIS_URL,
+                "HEALTHCODE_REDIS_PREFIX": prefix,
+                "HEALTHCODE_KEY_DIR": keys,
+                "HEALTHCODE_REGION": REGION,
+                "HEALTHCODE_LOG_FORMAT": "json",
+            }
+            server = start_server(port, env, workers)
+            results = _run_phases(port, fixture, seconds, concurrency, batch)
+        finally:
+            if server is not None:
+                stop_server(server)
+            drop_database(url)
+            _forget_prefix(prefix)
+    _report(results, workers)
+
+
+def _run_phases(
+    port: int, fixture: Fixture, seconds: float, concurrency: int, batch: int
+) -> dict[str, PhaseResult]:
+    health = [(raw_request("GET", "/v1/health", {}), 1)]
+    refresh = [
+        (
+            raw_request(
+                "GET", "/v1/residents/me/code", {"Authorization": f"Bearer {token}"}
+            ),
+            1,
+        )
+        for token in fixture.tokens
+    ]
+    verify = [
+        (
+            _json(
+                "POST",
+                "/v1/checkpoints/verify",
+                {"X-API-Key": fixture.checkpoint_key},
+                {"code": code},
+            ),
+            1,
+        )
+        for code in fixture.codes
+    ]
+    uploads = checkin_batches(fixture, batch, 400, datetime.now(UTC))
+    common = {"concurrency": concurrency, "seconds": seconds}
+    phases = [
+        {"name": "warm-up", "requests": refresh, "max_requests": 5000, **common},
+        {"name": "health", "requests": health, "max_requests": 200_000, **common},
+        {
+            "name": "code refresh",
+            "requests": refresh,
+            "max_requests": 200_000,
+            **common,
+        },
+        {
+            "name": "checkpoint verify",
+            "requests": verify,
+            "max_requests": 200_000,
+            **common,
+        },
+        {
+            "name": "check-in upload",
+            "requests": uploads,
+            "max_requests": len(uploads),
+            "concurrency": min(concurrency, 8),
+            "seconds": seconds,
+        },
+    ]
+    return {r.name: r for r in drive(port, phases)}
+
+
+def _forget_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        names = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(names), 1000):
+            client.delete(*names[start : start + 1000])
+    finally:
+        client.close()
+
+
+def _report(results: dict[str, PhaseResult], workers: int) -> None:
+    health = results["health"]
+    refresh = results["code refresh"]
+    verify = results["checkpoint verify"]
+    upload = results["check-in upload"]
+    typer.echo(f"server: {workers} workers, {os.cpu_count()} cores on this machine")
+    for result in (health, refresh, verify):
+        typer.echo(_line(result))
+    typer.echo(_line(upload, "check-ins"))
+    base = health.rate or 1.0
+    checks = [
+        ("code refresh >= 3000 req/s", refresh.rate >= 3000),
+        ("code refresh p99 < 50 ms", refresh.p(0.99) < 50),
+        ("check-in ingest >= 20000 check-ins/s", upload.item_rate >= 20_000),
+        (
+            f"code refresh / health >= 0.5 ({refresh.rate / base:.2f})",
+            refresh.rate / base >= 0.5,
+        ),
+        (
+            f"checkpoint verify / health >= 0.5 ({verify.rate / base:.2f})",
+            verify.rate / base >= 0.5,
+        ),
+    ]
+    for label, ok in checks:
+        typer.echo(f"  {label}: {_verdict(ok)}")
