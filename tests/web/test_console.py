@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from typing import Any
 
 import pyotp
+import pytest
 import sqlalchemy as sa
+from PIL import Image
 from sqlalchemy.orm import Session
 from tests.web.conftest import ADULT, csrf_of, register, sign_in
 
 from healthcode.accounts.services import create_official
 from healthcode.audit.models import AuditEntry
+from healthcode.codes.card import find_cjk_font
+from healthcode.codes.errors import CardFontMissing
+from healthcode.codes.qr import read_texts
 from healthcode.officials.models import BulkOverride
 
 PASSWORD = "correct horse battery"
@@ -226,3 +232,66 @@ def test_a_feed_file_is_imported_with_its_report(
     assert answer.status_code == 200, answer.text
     assert "Imported" in answer.text
     assert "<td>1</td>" in answer.text
+
+
+def administrator_signs_in(client: Any, engine: Any, clock: Any) -> str:
+    secret = add_official(engine, "admin.zhou", "administrator", clock.now)
+    token = csrf_of(client.get("/console/sign-in").text)
+    client.post(
+        "/console/sign-in",
+        data={
+            "username": "admin.zhou",
+            "password": PASSWORD,
+            "totp": pyotp.TOTP(secret).at(clock.now),
+            "csrf_token": token,
+        },
+    )
+    return token
+
+
+def test_a_venue_is_registered_and_its_operator_sees_counts_and_a_poster(
+    client: Any, engine: Any, clock: Any
+) -> None:
+    try:
+        find_cjk_font()
+    except CardFontMissing as exc:
+        pytest.skip(f"The poster cannot be drawn here: {exc}")
+    token = administrator_signs_in(client, engine, clock)
+    made = client.post(
+        "/console/venues",
+        data={
+            "name": "雁塔超市",
+            "address": "雁塔路1号",
+            "region": "610113",
+            "venue_type": "shop",
+            "csrf_token": token,
+        },
+    )
+    key = made.text.split('<code id="venue-key">')[1].split("</code>")[0]
+    client.cookies.clear()
+    token = csrf_of(client.get("/venue/sign-in").text)
+
+    signed = client.post(
+        "/venue/sign-in", data={"key": key, "csrf_token": token}, follow_redirects=False
+    )
+    page = client.get("/venue")
+    poster = client.get("/venue/poster.png")
+
+    assert made.status_code == 200
+    assert key.startswith("hck_")
+    assert signed.headers["location"] == "/venue"
+    assert "雁塔超市" in page.text
+    assert page.text.count("<svg") == 1
+    assert poster.headers["content-type"] == "image/png"
+    texts = read_texts(Image.open(io.BytesIO(poster.content)))
+    assert len(texts) == 1 and texts[0].startswith("HCV1:")
+
+
+def test_a_wrong_venue_key_is_refused(client: Any) -> None:
+    token = csrf_of(client.get("/venue/sign-in").text)
+
+    answer = client.post(
+        "/venue/sign-in", data={"key": "hck_" + "x" * 40, "csrf_token": token}
+    )
+
+    assert answer.status_code == 401

@@ -22,15 +22,18 @@ from fastapi import APIRouter, Form, Query, Request, Response, UploadFile
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.services import (
+    ApiKeyKind,
     Permission,
     Principal,
     Transport,
     authenticate_official,
     close_session,
+    create_api_key,
     open_session,
     require_permission,
 )
 from healthcode.audit.services import append
+from healthcode.checkins.services import register_venue, venue_stays
 from healthcode.errors import HealthcodeError
 from healthcode.feeds.formats import FEED_KINDS
 from healthcode.feeds.models import RiskArea
@@ -60,7 +63,7 @@ from healthcode.service.errors import answer_for
 from healthcode.service.feeding import Actor, import_file, import_rows
 from healthcode.service.runtime import Runtime
 from healthcode.web import plots
-from healthcode.web.pages import PageRoute, redirect, render
+from healthcode.web.pages import PageRoute, redirect, render, words
 
 __all__ = ["router"]
 
@@ -213,18 +216,18 @@ def dashboard(
 ) -> Response:
     require_permission(official.role, Permission.READ_STATISTICS)
     stats = statistics(session, now, rt.settings.tz, days=7)
-    words = _colour_words(request)
+    texts = _colour_words(request)
     by_colour = plots.bar_chart(
-        words["title_now"],
-        [words[c] for c in COLOURS],
+        texts["title_now"],
+        [texts[c] for c in COLOURS],
         [stats.by_colour.get(c, 0) for c in COLOURS],
         list(COLOURS),
     )
     today = now.astimezone(rt.settings.tz).date()
     days = [(today - timedelta(days=n)).isoformat() for n in range(6, -1, -1)]
-    labels = {c: words[c] for c in COLOURS}
+    labels = {c: texts[c] for c in COLOURS}
     by_day = plots.stacked_bars(
-        words["title_days"],
+        texts["title_days"],
         [day[5:] for day in days],
         plots.series_from(
             [(day[5:], colour, count) for day, colour, count in stats.by_day],
@@ -235,7 +238,7 @@ def dashboard(
     districts = sorted({region for region, _, _ in stats.by_district}, key=str)
     names = [_district(code, "zh") for code in districts]
     by_district = plots.stacked_bars(
-        words["title_districts"],
+        texts["title_districts"],
         names,
         plots.series_from(
             [
@@ -259,22 +262,7 @@ def dashboard(
 
 
 def _colour_words(request: Request) -> dict[str, str]:
-    from healthcode.web.pages import environment, language_of
-
-    template = environment(language_of(request)).get_template("console/words.html")
-    module = template.make_module({})
-    return {
-        name: str(getattr(module, name))
-        for name in (
-            "green",
-            "yellow",
-            "red",
-            "grey",
-            "title_now",
-            "title_days",
-            "title_districts",
-        )
-    }
+    return words(request, "console/words.html")
 
 
 # Appeals
@@ -796,4 +784,84 @@ async def upload_feed(
         report=report,
         file_name=feed.filename or "",
         problem=problem,
+    )
+
+
+# Venues
+
+
+@router.get("/console/venues")
+def venues_page(request: Request, official: OfficialCaller) -> Response:
+    require_permission(official.role, Permission.MANAGE_ACCOUNTS)
+    return _page(
+        request,
+        official,
+        "console/venues.html",
+        types=sorted(venue_stays()),
+        form={},
+        made=None,
+    )
+
+
+@router.post("/console/venues")
+def add_venue(
+    request: Request,
+    official: OfficialCaller,
+    rt: Rt,
+    now: Now,
+    name: Annotated[str, Form(max_length=200)],
+    address: Line,
+    region: Annotated[str, Form(max_length=6)],
+    venue_type: Annotated[str, Form(max_length=32)],
+) -> Response:
+    """Register a venue and make its operator's key, shown this once."""
+    require_permission(official.role, Permission.MANAGE_ACCOUNTS)
+    form = {"name": name, "address": address, "region": region}
+    form["venue_type"] = venue_type
+    try:
+        with transaction(rt) as session:
+            venue = register_venue(
+                session,
+                name=name,
+                address=address,
+                region_code=region.strip(),
+                venue_type=venue_type,
+                now=now,
+            )
+            row, key = create_api_key(
+                session,
+                ApiKeyKind.VENUE.value,
+                str(venue.id),
+                now,
+                label=f"operator of venue {venue.id}",
+                created_by=official.id,
+            )
+            _audit(
+                session,
+                official,
+                now,
+                "venue.register",
+                f"venue:{venue.id}",
+                apiKeyId=row.id,
+                region=venue.region_code,
+            )
+            made = {"id": venue.id, "name": venue.name, "key": key}
+    except HealthcodeError as exc:
+        return _page(
+            request,
+            official,
+            "console/venues.html",
+            status_code=answer_for(exc)[0],
+            types=sorted(venue_stays()),
+            form=form,
+            made=None,
+            problem=_problem(exc),
+        )
+    return _page(
+        request,
+        official,
+        "console/venues.html",
+        types=sorted(venue_stays()),
+        form={},
+        made=made,
     )

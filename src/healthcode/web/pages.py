@@ -57,6 +57,7 @@ __all__ = [
     "redirect",
     "render",
     "safe_next",
+    "words",
 ]
 
 log = structlog.get_logger(__name__)
@@ -176,6 +177,20 @@ def _instant(text: str | datetime | None) -> datetime | None:
     if text is None or isinstance(text, datetime):
         return text
     return datetime.fromisoformat(text)
+
+
+def words(request: Request, template: str) -> dict[str, str]:
+    """The texts a template sets at its top, in the request's language.
+
+    Plots are drawn in Python, so their titles and legends are kept in a
+    small template of ``{% set %}`` lines where the catalogue finds them.
+    """
+    module = environment(language_of(request)).get_template(template).make_module({})
+    return {
+        name: str(value)
+        for name, value in vars(module).items()
+        if not name.startswith("_") and isinstance(value, str)
+    }
 
 
 def _text_of(texts: Any, language: str) -> str:
@@ -335,6 +350,8 @@ class PageRoute(APIRoute):
                 path = request.url.path
                 if path.startswith("/console"):
                     return redirect("/console/sign-in")
+                if path.startswith("/venue"):
+                    return redirect("/venue/sign-in")
                 return redirect(f"/app/sign-in?next={path}")
             if exc.code == "not_registered":
                 return redirect("/app/register")

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import FileResponse
 
-from healthcode.web import checkpoint, console, resident
+from healthcode.web import checkpoint, console, resident, venue
 from healthcode.web.i18n import LANGUAGES
 from healthcode.web.pages import (
     LANGUAGE_COOKIE,
@@ -98,3 +98,4 @@ _STATIC = static_files()
 router.include_router(resident.router)
 router.include_router(checkpoint.router)
 router.include_router(console.router)
+router.include_router(venue.router)
