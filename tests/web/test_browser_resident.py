@@ -132,9 +132,41 @@ def test_a_resident_who_declares_a_fever_sees_yellow_and_the_reason(
     screenshot(page, "resident-yellow-phone")
     page.set_viewport_size(DESKTOP)
     screenshot(page, "resident-yellow-desktop")
+    page.set_viewport_size(PHONE)
+    page.click("text=Large text")
+    screenshot(page, "resident-yellow-large-text-phone")
+    large = page.get_attribute("html", "class")
 
     assert page.inner_text("#colour-word") == "Yellow code"
     reasons = page.inner_text(".why")
     assert "Fever or respiratory symptoms declared in the last 24 hours" in reasons
     assert "Identity being confirmed" in reasons
+    assert large == "large-text"
     context.close()
+
+
+def test_the_last_code_is_shown_offline_until_it_expires(
+    browser: Any, live: tuple[LiveServer, Outbox]
+) -> None:
+    server, outbox = live
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    sign_in_and_register(page, server, outbox)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    page.reload()
+    online_code = page.get_attribute("#code", "data-code")
+
+    server.stop()
+    page.reload()
+    offline_code = page.get_attribute("#code", "data-code")
+    word = page.inner_text("#colour-word")
+    page.wait_for_selector("#offline-note:not([hidden])", timeout=30_000)
+    screenshot(page, "resident-offline-phone")
+    page.wait_for_selector("#expired-note:not([hidden])", timeout=30_000)
+    expired = page.get_attribute("#code", "class")
+    screenshot(page, "resident-offline-expired-phone")
+    context.close()
+
+    assert offline_code == online_code
+    assert word == "灰码"
+    assert expired is not None and "expired" in expired.split()
