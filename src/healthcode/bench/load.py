@@ -16,6 +16,8 @@ whatever the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import multiprocessing
 import os
 import secrets
@@ -90,7 +92,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -262,7 +264,7 @@ def _resident_rows(count: int, at: str) -> Iterator[str]:
         )
         born = f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
         yield (
-            f"{index}\tmainland_id\t\t{number}\t{name}\t{born}\t{COUNTY}\t\\N"
+            f"{index}\tcn-id\t\t{number}\t{name}\t{born}\t{COUNTY}\t\\N"
             f"\tconfirmed\t{at}\t{at}\n"
         )
 
@@ -419,7 +421,10 @@ def make_fixture(
 
 
 def start_server(
-    port: int, env: dict[str, str], workers: int = 2
+    port: int,
+    env: dict[str, str],
+    workers: int = 2,
+    stderr: Any = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``healthcode serve`` and wait until its health endpoint answers."""
     process = subprocess.Popen(
@@ -435,7 +440,9 @@ def start_server(
         ],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr if stderr is not None else subprocess.DEVNULL,
+        # A group of its own, so that stopping it stops its workers too.
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -449,18 +456,25 @@ def start_server(
         except OSError:
             pass
         time.sleep(0.2)
-    process.kill()
+    stop_server(process)
     raise RuntimeError("The server did not answer within 60 seconds.")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server :func:`start_server` started, killing it if it lingers."""
-    process.terminate()
+    """Stop a server :func:`start_server` started, with its workers."""
+    import signal
+
     try:
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        # Workers that outlived their supervisor are stopped as well.
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _json(method: str, path: str, headers: dict[str, str], body: Any) -> bytes:

@@ -173,6 +173,36 @@ class CodeService:
         text = issuer.screen_code(resident_id, masked, colour, at)
         return self._issued(text, issuer)
 
+    def ingredients(self, session: Session, resident_id: int) -> tuple[str, str]:
+        """Return what a resident's codes carry besides the colour.
+
+        That is the masked name, shortened to fit a code, and the issuing
+        region. A busy service keeps them between refreshes and signs with
+        :meth:`screen_code_with`.
+        """
+        resident = self._resident(session, resident_id)
+        return _code_name(mask_name(resident.name)), self._region_for(resident)
+
+    def screen_code_with(
+        self,
+        resident_id: int,
+        masked_name: str,
+        region: str,
+        colour: Colour,
+        at: datetime,
+    ) -> IssuedCode:
+        """Issue a screen code from ingredients the caller already holds.
+
+        ``masked_name`` and ``region`` come from :meth:`ingredients` and
+        ``colour`` from the resident's current status; the code is the one
+        :meth:`screen_code` gives for the same status at ``at``, signed
+        without a read of the database.
+        """
+        at = check_instant(at, "issue time")
+        issuer = self._issuer(region, at)
+        text = issuer.screen_code(resident_id, masked_name, colour, at)
+        return self._issued(text, issuer)
+
     def paper_code(
         self, session: Session, resident_id: int, at: datetime
     ) -> IssuedCode:

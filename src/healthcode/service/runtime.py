@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from healthcode.errors import ConfigurationError, HealthcodeError
 from healthcode.family.services import FamilyPolicy
 from healthcode.officials.services import OverridePolicy
 from healthcode.service.cache import StatusCache
+from healthcode.service.hot import CodeIngredients
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -70,6 +72,10 @@ class Runtime:
     @property
     def overrides(self) -> OverridePolicy:
         return OverridePolicy(bulk_threshold=self.settings.bulk_override_threshold)
+
+    @cached_property
+    def ingredients(self) -> CodeIngredients:
+        return CodeIngredients(self.store, self.codes)
 
     def close(self) -> None:
         if self.owns_engine:

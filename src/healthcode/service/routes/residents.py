@@ -13,6 +13,7 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
+from healthcode.codes.format import Colour
 from healthcode.family.services import register_self, resident_of
 from healthcode.identity import divisions
 from healthcode.identity.documents import Document, DocumentKind, parse_document
@@ -108,7 +109,15 @@ def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAns
 @router.get("/v1/residents/me/code", response_model=CodeAnswer)
 def my_code(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> CodeAnswer:
     """A fresh signed screen code, valid for minutes; ask again for a new one."""
-    issued = rt.codes.screen_code(session, resident_of(session, caller.id), now)
+    # The hot path: the colour comes through the status cache and the rest
+    # of the code from the ingredients kept between refreshes, so a refresh
+    # reads the database only for the account and the cache's fence.
+    resident_id = resident_of(session, caller.id)
+    name, region = rt.ingredients.of(session, resident_id)
+    view = rt.cache.status(session, resident_id, now)
+    issued = rt.codes.screen_code_with(
+        resident_id, name, region, Colour(view.colour), now
+    )
     return code_answer(issued)
 
 

@@ -1,0 +1,90 @@
+"""The load bench's own parts: percentiles, requests, generated documents."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+from healthcode.bench.load import (
+    PhaseResult,
+    identity_number,
+    percentile,
+    raw_request,
+)
+from healthcode.identity.documents import parse_document
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+
+    p50, p99, top = (percentile(values, f) for f in (0.50, 0.99, 1.0))
+
+    assert (p50, p99, top) == (50.0, 99.0, 100.0)
+
+
+def test_percentile_of_nothing_is_zero() -> None:
+    assert percentile([], 0.99) == 0.0
+
+
+def test_raw_request_carries_a_body_length() -> None:
+    request = raw_request("POST", "/v1/x", {"X-API-Key": "k"}, b'{"a":1}')
+
+    head, _, body = request.partition(b"\r\n\r\n")
+
+    assert head.split(b"\r\n") == [
+        b"POST /v1/x HTTP/1.1",
+        b"Host: 127.0.0.1",
+        b"X-API-Key: k",
+        b"Content-Length: 7",
+    ]
+    assert body == b'{"a":1}'
+
+
+def test_generated_identity_numbers_are_valid_and_distinct() -> None:
+    numbers = [identity_number(i) for i in (1, 999, 1000, 1_000_000)]
+
+    parsed = [parse_document("cn-id", n, today=date(2026, 1, 1)) for n in numbers]
+
+    assert [d.number for d in parsed] == numbers
+    assert len(set(numbers)) == 4
+
+
+def test_phase_rates_count_requests_and_items() -> None:
+    result = PhaseResult("upload", requests=10, items=5000, seconds=2.0)
+
+    assert (result.rate, result.item_rate) == (5.0, 2500.0)
+
+
+def test_drive_against_a_tiny_server_counts_statuses() -> None:
+    from healthcode.bench.load import _drive
+
+    async def run() -> dict[str, object]:
+        async def answer(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await _drive(
+                port,
+                [(raw_request("GET", "/", {}), 3)],
+                concurrency=4,
+                max_requests=40,
+                seconds=10,
+                rate=None,
+            )
+
+    outcome = asyncio.run(run())
+
+    assert outcome["requests"] == 40
+    assert outcome["items"] == 120
+    assert outcome["statuses"] == {200: 40}
