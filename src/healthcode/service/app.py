@@ -25,6 +25,7 @@ from healthcode.accounts.stores import Store
 from healthcode.config import Settings, get_settings
 from healthcode.service.errors import ErrorBody, install_error_handlers
 from healthcode.service.runtime import Clock, build_runtime
+from healthcode.service.shedding import InFlightLimit, limits_from_env
 
 __all__ = ["ERROR_RESPONSES", "create_app", "make_app"]
 
@@ -115,10 +116,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from healthcode.privacy.jobs import start_daily_job, stop_daily_job
+
         log.info("service_started", redis=bool(settings.redis_url))
+        # Retention, the day's counts and the audit seal, once a day.
+        daily = start_daily_job(runtime)
         try:
             yield
         finally:
+            await stop_daily_job(daily)
             runtime.close()
 
     app = FastAPI(
@@ -134,6 +140,9 @@ def create_app(
         app.include_router(router)
     app.include_router(pages)
     app.add_middleware(RequestLog)
+    # Added last, so outermost: a shed request costs no more than its answer.
+    limit, retry_after = limits_from_env()
+    app.add_middleware(InFlightLimit, limit=limit, retry_after=retry_after)
     return app
 
 
