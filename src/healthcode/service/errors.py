@@ -220,12 +220,6 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     # The audit log.
     "audit_error": _ours(),
     "audit_head_missing": _unavailable(),
-    # Retention, the sunset, audit seals and data keys: operators' commands
-    # and the keys behind them; a request meeting one is our fault.
-    "privacy_error": _ours(),
-    "data_key_error": _unavailable(),
-    "audit_seal_invalid": _ours(),
-    "sunset_not_confirmed": ErrorAnswer(409),
     # Retention, the sunset, audit seals and data keys.
     "privacy_error": _ours(),
     "data_key_error": _unavailable(),
