@@ -132,28 +132,27 @@ def generate(size: BenchSize, now: datetime = NOW) -> Population:
     # Nobody checks out after the bench's clock.
     leaves = np.minimum(moment + stay.astype(np.int64), int(now.timestamp()))
     checked_out = np.where(rng.random(size.checkins) < 0.65, leaves, -1)
-    # One visit per resident, venue and instant, as the upload path keeps it.
-    order = np.lexsort((moment, venue, resident))
-    resident, venue, moment, checked_out = (
-        resident[order],
-        venue[order],
-        moment[order],
-        checked_out[order],
-    )
-    same = (
-        (resident[1:] == resident[:-1])
-        & (venue[1:] == venue[:-1])
-        & (moment[1:] == moment[:-1])
-    )
-    keep = np.concatenate(([True], ~same))
-    resident, venue, moment, checked_out = (
-        resident[keep],
-        venue[keep],
-        moment[keep],
-        checked_out[keep],
-    )
-    # Rows go in in time order, as uploads would arrive.
-    order = np.argsort(moment, kind="stable")
+    # Rows go in in time order, as uploads would arrive, and there is one
+    # visit per resident, venue and instant, as the upload path keeps it:
+    # one sort on a key of (time, resident, venue) does both.
+    span = (int(moment.max()) - start + 1) * (size.residents + 1) * (size.venues + 1)
+    if span < 2**62:
+        key = ((moment - start) * (size.residents + 1) + resident) * (
+            size.venues + 1
+        ) + venue
+        order = np.argsort(key)
+        distinct = np.concatenate(([True], np.diff(key[order]) != 0))
+    else:
+        order = np.lexsort((venue, resident, moment))
+        distinct = np.concatenate(
+            (
+                [True],
+                (np.diff(moment[order]) != 0)
+                | (np.diff(resident[order]) != 0)
+                | (np.diff(venue[order]) != 0),
+            )
+        )
+    order = order[distinct]
     checkpoint = rng.random(len(order)) < 0.25
 
     segments = _manifests(rng, size, start)
@@ -346,6 +345,10 @@ def _without_secondary_structures(engine: Engine) -> Iterator[None]:
         if postgres:
             for constraint in table.foreign_key_constraints:
                 connection.execute(sa.schema.AddConstraint(constraint))
+        if not postgres:
+            # SQLite's ANALYZE reads every entry of every index unless told to
+            # sample; a sample is all the planner needs.
+            connection.execute(sa.text("PRAGMA analysis_limit=1000"))
         connection.execute(sa.text("ANALYZE"))
 
 
@@ -375,7 +378,7 @@ def load(
         ).scalar_one()
     _load_residents(engine, size, texts, postgres, progress)
     _load_venues(engine, population, size, texts, postgres)
-    _load_records(engine, population, import_id)
+    _load_records(engine, population, import_id, texts, postgres, progress)
     with _without_secondary_structures(engine):
         _load_checkins(engine, population, texts, postgres, progress)
         progress("indexes and keys", 0, 1)
@@ -390,8 +393,14 @@ def _rows_in(
     total: int,
     postgres: bool,
     progress: Callable[[str, int, int], None] | None = None,
+    copy_text: Callable[[int, int], str] | None = None,
 ) -> None:
-    """Write ``total`` rows made a chunk at a time by ``rows(start, end)``."""
+    """Write ``total`` rows made a chunk at a time by ``rows(start, end)``.
+
+    On PostgreSQL ``copy_text(start, end)``, when given, makes the chunk's
+    COPY text directly, which for the big tables is much quicker than
+    turning each value of each row into text on its own.
+    """
     names = ", ".join(columns)
     with engine.begin() as connection:
         raw = connection.connection.driver_connection
@@ -401,7 +410,10 @@ def _rows_in(
                 with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                     for start in range(0, total, CHUNK):
                         end = min(start + CHUNK, total)
-                        copy.write(_copy_text(rows(start, end)))
+                        if copy_text is not None:
+                            copy.write(copy_text(start, end))
+                        else:
+                            copy.write(_copy_text(rows(start, end)))
                         if progress:
                             progress(table, end, total)
             else:
@@ -410,6 +422,10 @@ def _rows_in(
                 for start in range(0, total, CHUNK):
                     end = min(start + CHUNK, total)
                     cursor.executemany(statement, rows(start, end))
+                    # A commit per chunk keeps the write-ahead log short: a
+                    # single transaction of ten million rows would hold
+                    # every page in the log until the end.
+                    raw.commit()
                     if progress:
                         progress(table, end, total)
         finally:
@@ -539,33 +555,76 @@ def _load_venues(
     )
 
 
-def _load_records(engine: Engine, population: Population, import_id: int) -> None:
-    # Manifests, cases and lab results are a few hundred thousand rows; the
-    # ORM's bulk insert is quick enough and handles the JSON and dates.
-    from healthcode.feeds.models import CaseReport, LabResult, TravelSegment
+def _load_records(
+    engine: Engine,
+    population: Population,
+    import_id: int,
+    texts: _Texts,
+    postgres: bool,
+    progress: Callable[[str, int, int], None],
+) -> None:
+    from healthcode.feeds.models import CaseReport, LabResult
 
+    segments = population.segments
+    dep = texts.of(np.array([segment["dep_at"] for segment in segments])).tolist()
+    arr = texts.of(np.array([segment["arr_at"] for segment in segments])).tolist()
+
+    def journeys(start: int, end: int) -> list[tuple[Any, ...]]:
+        return [
+            (
+                segments[index]["resident_id"],
+                "railway" if segments[index]["mode"] == "rail" else "aviation",
+                f"BENCH-SEG-{index}",
+                "bench",
+                import_id,
+                segments[index]["mode"],
+                segments[index]["carrier"],
+                segments[index]["service_number"],
+                segments[index]["service_date"].isoformat(),
+                segments[index]["carriage"],
+                segments[index]["seat"],
+                "西安北",
+                "610112",
+                dep[index],
+                "北京西",
+                "110106",
+                arr[index],
+                "[]",
+            )
+            for index in range(start, end)
+        ]
+
+    _rows_in(
+        engine,
+        "travel_segments",
+        (
+            "resident_id",
+            "department",
+            "source_id",
+            "content_hash",
+            "import_id",
+            "mode",
+            "carrier",
+            "service_number",
+            "service_date",
+            "carriage",
+            "seat",
+            "dep_station",
+            "dep_code",
+            "dep_at",
+            "arr_station",
+            "arr_code",
+            "arr_at",
+            "stops",
+        ),
+        journeys,
+        len(segments),
+        postgres,
+        progress,
+    )
+    # Cases and lab results are a few hundred rows; the ORM handles them.
     common = {"content_hash": "bench", "import_id": import_id}
     with engine.begin() as connection:
-        segments = [
-            {
-                **common,
-                **segment,
-                "department": "railway" if segment["mode"] == "rail" else "aviation",
-                "source_id": f"BENCH-SEG-{index}",
-                "dep_station": "西安北",
-                "dep_code": "610112",
-                "dep_at": _instant(segment["dep_at"]),
-                "arr_station": "北京西",
-                "arr_code": "110106",
-                "arr_at": _instant(segment["arr_at"]),
-                "stops": [],
-            }
-            for index, segment in enumerate(population.segments)
-        ]
-        for start in range(0, len(segments), 50_000):
-            connection.execute(
-                sa.insert(TravelSegment), segments[start : start + 50_000]
-            )
         connection.execute(
             sa.insert(CaseReport),
             [
@@ -610,10 +669,10 @@ def _load_checkins(
     postgres: bool,
     progress: Callable[[str, int, int], None],
 ) -> None:
-    def checkins(start: int, end: int) -> list[tuple[Any, ...]]:
+    def columns(start: int, end: int, null: str | None) -> Iterator[Any]:
         out = population.checkin_out[start:end]
         has_out = out >= 0
-        out_text = np.full(end - start, None, dtype=object)
+        out_text = np.full(end - start, null, dtype=object)
         out_text[has_out] = texts.of(out[has_out])
         source = np.where(
             population.checkin_checkpoint[start:end],
@@ -621,17 +680,26 @@ def _load_checkins(
             "resident-scan",
         ).tolist()
         ids = range(start + 1, end + 1)
-        return list(
-            zip(
-                ids,
-                population.checkin_venue[start:end].tolist(),
-                population.checkin_resident[start:end].tolist(),
-                texts.of(population.checkin_in[start:end]).tolist(),
-                out_text.tolist(),
-                source,
-                [f"bench:{cid}" for cid in ids],
-                strict=True,
-            )
+        return zip(
+            ids,
+            population.checkin_venue[start:end].tolist(),
+            population.checkin_resident[start:end].tolist(),
+            texts.of(population.checkin_in[start:end]).tolist(),
+            out_text.tolist(),
+            source,
+            strict=True,
+        )
+
+    def checkins(start: int, end: int) -> list[tuple[Any, ...]]:
+        return [
+            (cid, vid, rid, came, left, source, f"bench:{cid}")
+            for cid, vid, rid, came, left, source in columns(start, end, None)
+        ]
+
+    def checkin_text(start: int, end: int) -> str:
+        return "".join(
+            f"{cid}\t{vid}\t{rid}\t{came}\t{left}\t{source}\tbench:{cid}\n"
+            for cid, vid, rid, came, left, source in columns(start, end, "\\N")
         )
 
     _rows_in(
@@ -650,6 +718,7 @@ def _load_checkins(
         population.checkins,
         postgres,
         progress,
+        checkin_text,
     )
     if postgres:
         with engine.begin() as connection:
@@ -693,7 +762,7 @@ def _child_trace(url: str, now: datetime, policy: TracingPolicy, queue: Any) -> 
     engine = make_engine(url)
     with Session(engine) as session, session.begin():
         report = trace(session, now=now, policy=policy)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = _peak_kb()
     engine.dispose()
     queue.put(
         {
@@ -709,6 +778,22 @@ def _child_trace(url: str, now: datetime, policy: TracingPolicy, queue: Any) -> 
             "peak_mb": peak_kb / 1024,
         }
     )
+
+
+def _peak_kb() -> int:
+    """This process's own peak resident memory, in kB.
+
+    On Linux ``ru_maxrss`` of a process started by fork and exec keeps the
+    peak of the forked copy of its parent, which here holds the whole
+    generated city; ``VmHWM`` is the peak of the process's own memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _trace_in_child(url: str, now: datetime, policy: TracingPolicy) -> dict[str, Any]:

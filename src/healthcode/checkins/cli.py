@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from healthcode.checkins.tracing import TraceReport, TracingPolicy, trace
@@ -29,6 +32,16 @@ def _clock(text: str | None) -> datetime:
     if moment.utcoffset() is None:
         raise typer.BadParameter(f"{text!r} has no UTC offset.")
     return moment
+
+
+@contextmanager
+def _disposed(engine: Engine) -> Iterator[None]:
+    # The command's engine lives as long as the command; its pooled
+    # connections are closed here rather than left to the collector.
+    try:
+        yield
+    finally:
+        engine.dispose()
 
 
 def _local(moment: datetime) -> str:
@@ -107,7 +120,7 @@ def trace_command(
         if seat_rows is not None:
             policy = replace(policy, seat_rows=None if seat_rows < 0 else seat_rows)
         engine = open_database()
-        with Session(engine) as session:
+        with _disposed(engine), Session(engine) as session:
             transaction = session.begin()
             case_ids = None
             if case:

@@ -85,7 +85,8 @@ class CheckinSettings(BaseSettings):
             raise ValueError("must be -1 (whole carriage) or between 0 and 100")
         return value
 
-    @field_validator("venue_stays")
+    # Before pydantic's own coercion, which would read ``true`` as one minute.
+    @field_validator("venue_stays", mode="before")
     @classmethod
     def _stays_sane(cls, value: dict[str, Any]) -> dict[str, int]:
         return check_venue_stays(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from healthcode.checkins.errors import (
     InvalidVenue,
     UnknownVenue,
 )
-from healthcode.checkins.models import Checkin, CheckinRescan, Venue
+from healthcode.checkins.models import Checkin, CheckinRescan, Exposure, Venue
 from healthcode.codes.errors import InvalidCode
 from healthcode.codes.format import KeyResolver
 from healthcode.config import get_settings
@@ -404,7 +404,16 @@ def _new_keys(
 
 
 def _apply(session: Session, scans: list[_Scan], result: CheckinResult) -> None:
-    """Fold the scans into the visits around them, then write what changed."""
+    """Fold the scans into the visits around them, then write what changed.
+
+    Known shortcoming: two uploads committed at the same moment that carry
+    different scans of one resident at one venue each see the other's visit
+    missing and may each open one, so the resident shows two overlapping
+    visits there. Tracing then finds the same contact twice from different
+    instants; nothing is lost, but the count of visits is one too high.
+    Serialising uploads per resident (an advisory lock on PostgreSQL) would
+    close it at the cost of a lock per upload.
+    """
     stays = {
         venue_id: timedelta(minutes=minutes)
         for venue_id, minutes in session.execute(
@@ -731,7 +740,11 @@ def purge_checkins(
     *,
     zone: ZoneInfo | None = None,
 ) -> int:
-    """Delete visits older than the retention period; return how many went."""
+    """Delete visits older than the retention period; return how many went.
+
+    Their rescans go with them, and so do the venue exposures that ended
+    before the same cutoff.
+    """
     cutoff = retention_cutoff(now, retention, zone or get_settings().tz)
     old = sa.select(Checkin.id).where(Checkin.checked_in_at < cutoff)
     session.execute(
@@ -742,7 +755,18 @@ def purge_checkins(
         sa.delete(Checkin).where(Checkin.checked_in_at < cutoff),
         execution_options={"synchronize_session": False},
     ).rowcount
-    log.info("checkins_purged", deleted=deleted, cutoff=cutoff.isoformat())
+    # An exposure at a venue is a trace of two visits; it goes with them.
+    # Journeys come from carriers' manifests, whose keeping is not ours.
+    exposures = session.execute(
+        sa.delete(Exposure).where(Exposure.kind == "venue", Exposure.ends_at < cutoff),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    log.info(
+        "checkins_purged",
+        deleted=deleted,
+        exposures=exposures,
+        cutoff=cutoff.isoformat(),
+    )
     return int(deleted or 0)
 
 
@@ -757,14 +781,3 @@ def _utc(value: datetime, what: str) -> datetime:
 
 def _hours(span: timedelta) -> int:
     return int(span.total_seconds() // 3600)
-
-
-def venues_by_id(session: Session, ids: Sequence[int]) -> dict[int, Venue]:
-    """The venues with these ids, for showing names beside counts."""
-    found: dict[int, Venue] = {}
-    ordered = sorted(set(ids))
-    for start in range(0, len(ordered), ID_SLICE):
-        chunk = ordered[start : start + ID_SLICE]
-        for venue in session.scalars(sa.select(Venue).where(Venue.id.in_(chunk))):
-            found[venue.id] = venue
-    return found
