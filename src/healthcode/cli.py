@@ -60,6 +60,15 @@ def _register() -> None:
     app.command("serve")(serve_command)
     app.add_typer(accounts_app, name="accounts")
     app.add_typer(audit_app, name="audit")
+    from healthcode.privacy.cli import (
+        audit_head_command,
+        purge_command,
+        sunset_command,
+    )
+
+    app.command("purge")(purge_command)
+    app.command("sunset")(sunset_command)
+    audit_app.command("head")(audit_head_command)
     try:
         from healthcode.codes.cli import (
             bench_codes,

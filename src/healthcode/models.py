@@ -17,6 +17,7 @@ from healthcode.feeds.models import (
 )
 from healthcode.identity.models import Resident
 from healthcode.officials.models import Appeal, BulkOverride, Override
+from healthcode.privacy.models import AuditSeal, DailyCount
 from healthcode.status.models import RecolorGuard, Status, StatusEvent
 
 __all__ = [
@@ -25,10 +26,12 @@ __all__ = [
     "Appeal",
     "AuditEntry",
     "AuditHead",
+    "AuditSeal",
     "BulkOverride",
     "CaseReport",
     "Checkin",
     "CheckinRescan",
+    "DailyCount",
     "Declaration",
     "Exposure",
     "FeedImport",

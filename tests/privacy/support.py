@@ -141,3 +141,117 @@ class Outbox:
 
     def last(self, phone: str) -> str:
         return self.sent[phone_digest(normalize_phone(phone))][-1]
+
+
+# Records written straight into the tables, for retention and sunset tests.
+
+_serial = iter(range(1, 10**9))
+
+
+def add_resident(session: Any, number: str, name: str, at: datetime) -> int:
+    """A resident row, without the status the registration service adds."""
+    from healthcode.identity.models import Resident
+
+    resident = Resident(
+        doc_kind="cn-id",
+        doc_country="",
+        doc_number=number,
+        name=name,
+        region_code="610113",
+        identity_state="confirmed",
+        registered_at=at,
+    )
+    session.add(resident)
+    session.flush()
+    return resident.id
+
+
+def add_declaration(session: Any, resident_id: int, at: datetime) -> int:
+    """A resident's declaration made at ``at``, in an import of its own."""
+    from healthcode.feeds.models import Declaration, FeedImport
+
+    serial = next(_serial)
+    feed = FeedImport(
+        kind="declarations",
+        department="resident",
+        file_name=f"app-{serial}.ndjson",
+        sha256="0" * 64,
+        zone="Asia/Shanghai",
+        mode="all-or-nothing",
+        started_at=at,
+    )
+    session.add(feed)
+    session.flush()
+    row = Declaration(
+        department="resident",
+        source_id=f"APP-{serial}",
+        content_hash="0" * 32,
+        import_id=feed.id,
+        resident_id=resident_id,
+        declared_at=at,
+        fever=False,
+        respiratory=False,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def add_checkin(session: Any, resident_id: int, at: datetime) -> int:
+    """A visit at a venue of its own, opened at ``at``."""
+    from healthcode.checkins.models import Checkin, Venue
+
+    serial = next(_serial)
+    venue = Venue(
+        name=f"Shop {serial}",
+        address="Xiaozhai Road",
+        region_code="610113",
+        venue_type="shop",
+        default_stay_minutes=60,
+        created_at=at,
+    )
+    session.add(venue)
+    session.flush()
+    visit = Checkin(
+        venue_id=venue.id,
+        resident_id=resident_id,
+        checked_in_at=at,
+        source="resident-scan",
+        idempotency_key=f"scan-{serial}",
+    )
+    session.add(visit)
+    session.flush()
+    return visit.id
+
+
+@contextmanager
+def audit_guards_dropped(engine: Any) -> Iterator[None]:
+    """Let a test tamper with the audit tables, as a database owner could.
+
+    On PostgreSQL, whose database outlives the test, the triggers are
+    switched back on afterwards.
+    """
+    import sqlalchemy as sa
+
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as connection:
+        if postgres:
+            for table in ("audit_entries", "audit_seals"):
+                connection.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+        else:
+            for name in (
+                "audit_entries_no_update",
+                "audit_entries_no_delete",
+                "audit_seals_no_update",
+                "audit_seals_no_delete",
+            ):
+                connection.execute(sa.text(f"DROP TRIGGER IF EXISTS {name}"))
+    try:
+        yield
+    finally:
+        if postgres:
+            with engine.begin() as connection:
+                for table in ("audit_entries", "audit_seals"):
+                    connection.execute(
+                        sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+                    )

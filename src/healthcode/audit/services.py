@@ -158,12 +158,24 @@ class VerifyReport:
         return self.first_broken is None
 
 
-def verify_log(session: Session, *, batch: int = 5000) -> VerifyReport:
-    """Walk the log in order and name the first entry whose link is broken."""
-    expected_id = 1
-    prev = GENESIS
+def verify_log(
+    session: Session,
+    *,
+    batch: int = 5000,
+    start_id: int = 1,
+    start_prev: str = GENESIS,
+) -> VerifyReport:
+    """Walk the log in order and name the first entry whose link is broken.
+
+    A log whose oldest entries were purged by retention is walked from
+    ``start_id``, the first entry kept, which must link to ``start_prev``,
+    the hash a signed purge seal vouches for (see
+    :func:`healthcode.privacy.seals.verify_audit`).
+    """
+    expected_id = start_id
+    prev = start_prev
     count = 0
-    last = 0
+    last = start_id - 1
     while True:
         # Plain rows rather than objects: a walk over millions of entries
         # should not fill the session's identity map.

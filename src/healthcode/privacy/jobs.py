@@ -1,0 +1,144 @@
+"""The server's daily job: purge by retention, count the day, seal the head.
+
+:func:`run_daily` does one day's work at the instant it is given.
+:func:`start_daily_job` runs it inside the service, once a day at the local
+time ``HEALTHCODE_DAILY_JOB_AT``, as a background task of the service's
+lifespan; :func:`stop_daily_job` ends that task when the service stops.
+Several service processes each run the job; running it twice in a day
+purges nothing more, counts the same day again and adds a second head seal,
+which is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from healthcode.privacy.counts import count_day, day_end, record_counts
+from healthcode.privacy.retention import PurgeReport, RetentionPolicy, purge
+from healthcode.privacy.seals import SealKeys, seal_head
+
+__all__ = [
+    "DailyReport",
+    "next_run",
+    "run_daily",
+    "start_daily_job",
+    "stop_daily_job",
+]
+
+log = structlog.get_logger(__name__)
+
+# The longest the task sleeps in one go, so that a clock that jumps (or a
+# test clock that is moved) is noticed within minutes.
+_LONGEST_NAP = 600.0
+
+
+@dataclass(frozen=True)
+class DailyReport:
+    """What one run of the daily job did."""
+
+    purge: PurgeReport
+    counted_day: date
+    seal_id: int
+
+
+def next_run(after: datetime, at: time, zone: ZoneInfo) -> datetime:
+    """The first instant after ``after`` at which the local clock reads ``at``."""
+    local = after.astimezone(zone)
+    candidate = datetime.combine(local.date(), at, tzinfo=zone)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=zone)
+    return candidate.astimezone(after.tzinfo)
+
+
+def run_daily(
+    engine: Engine,
+    now: datetime,
+    policy: RetentionPolicy,
+    keys: SealKeys,
+    *,
+    sign_in_file: Path | None = None,
+) -> DailyReport:
+    """Purge every kind by ``policy``, count yesterday, then seal the head."""
+    purged = purge(engine, now, policy, keys, sign_in_file=sign_in_file)
+    yesterday = now.astimezone(policy.zone).date() - timedelta(days=1)
+    with Session(engine) as session, session.begin():
+        counts = count_day(session, day_end(yesterday, policy.zone))
+        record_counts(session, {yesterday: counts})
+        sealed = seal_head(session, now, keys)
+        seal_id = sealed.id
+    log.info(
+        "daily_job_done",
+        deleted=sum(purged.deleted.values()),
+        problems=len(purged.problems),
+        counted_day=yesterday.isoformat(),
+        seal_id=seal_id,
+    )
+    return DailyReport(purged, yesterday, seal_id)
+
+
+async def _daily_loop(
+    clock: Callable[[], datetime],
+    at: time,
+    work: Callable[[datetime], Any],
+    zone: ZoneInfo,
+) -> None:
+    due = next_run(clock(), at, zone)
+    while True:
+        now = clock()
+        if now < due:
+            await asyncio.sleep(min(_LONGEST_NAP, (due - now).total_seconds()))
+            continue
+        try:
+            await asyncio.to_thread(work, now)
+        except Exception as exc:  # noqa: BLE001
+            # The job runs again tomorrow; a database error's text may quote
+            # the values of the rows it failed on, so only its kind is logged.
+            log.error("daily_job_failed", error=type(exc).__name__)
+        due = next_run(max(now, due), at, zone)
+
+
+def start_daily_job(runtime: Any) -> asyncio.Task[None] | None:
+    """Start the daily job for a service ``runtime``; None when switched off.
+
+    Call it from inside the service's lifespan, where an event loop runs.
+    """
+    from healthcode.privacy.config import get_privacy_settings
+
+    privacy = get_privacy_settings()
+    if not privacy.daily_job:
+        return None
+    settings = runtime.settings
+    policy = RetentionPolicy.configured(settings)
+    keys = SealKeys(privacy.data_key_dir)
+    sign_in_file = (
+        Path(settings.sign_in_file) if settings.sign_in_sender == "file" else None
+    )
+
+    def work(now: datetime) -> DailyReport:
+        return run_daily(runtime.engine, now, policy, keys, sign_in_file=sign_in_file)
+
+    loop = asyncio.get_running_loop()
+    return loop.create_task(
+        _daily_loop(runtime.clock, privacy.daily_time, work, policy.zone),
+        name="healthcode-daily-job",
+    )
+
+
+async def stop_daily_job(task: asyncio.Task[None] | None) -> None:
+    """End the daily job's task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,262 @@
+"""Forgetting on time: each kind of personal data purged after its period.
+
+========================  ==========================  ===========================
+kind                      kept for                    purged by
+========================  ==========================  ===========================
+check-ins (and the venue  21 days, in local days      :func:`purge_checkins` of
+exposures they made)                                  the check-in package
+declarations              14 days, in local days      :func:`purge_declarations`
+sign-in codes             their life, minutes         the store's expiry;
+                                                      :func:`purge_sign_in_file`
+audit entries             a configured period         :func:`purge_audit`, behind
+                                                      a signed purge seal
+========================  ==========================  ===========================
+
+Days are counted in the region's zone, as the check-in package counts them:
+a record is kept on the day it was made and the period's days after it, and
+goes on the next. Every function takes the clock as ``now``.
+
+Sign-in codes never reach the database: the store keeps each for its life
+and forgets it then (Redis expires the key; the in-process store drops it
+when touched or swept). The development sender that writes codes to a file
+keeps them until :func:`purge_sign_in_file` drops the expired ones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from healthcode.audit.models import AuditEntry, AuditHead
+from healthcode.audit.services import append
+from healthcode.checkins.services import purge_checkins, retention_cutoff
+from healthcode.config import Settings
+from healthcode.feeds.models import Declaration
+from healthcode.privacy.models import AuditSeal
+from healthcode.privacy.seals import SealKeys, seal, verify_audit
+
+__all__ = [
+    "KINDS",
+    "AuditPurge",
+    "PurgeReport",
+    "RetentionPolicy",
+    "purge",
+    "purge_audit",
+    "purge_declarations",
+    "purge_sign_in_file",
+]
+
+log = structlog.get_logger(__name__)
+
+#: The kinds of data purged by retention, in the order they are purged.
+KINDS = ("checkins", "declarations", "sign-in-codes", "audit")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each kind of data is kept, and the zone days are counted in."""
+
+    zone: ZoneInfo
+    checkins: timedelta = timedelta(days=21)
+    declarations: timedelta = timedelta(days=14)
+    sign_in_codes: timedelta = timedelta(minutes=5)
+    audit: timedelta = timedelta(days=730)
+
+    @classmethod
+    def configured(cls, settings: Settings | None = None) -> RetentionPolicy:
+        """The policy the ``HEALTHCODE_*`` settings describe.
+
+        ``settings`` gives the zone and the life of sign-in codes (default:
+        the environment's); the other periods are always the environment's.
+        """
+        from healthcode.checkins.config import get_checkin_settings
+        from healthcode.config import get_settings
+        from healthcode.privacy.config import get_privacy_settings
+
+        settings = settings or get_settings()
+        privacy = get_privacy_settings()
+        return cls(
+            zone=settings.tz,
+            checkins=get_checkin_settings().retention,
+            declarations=privacy.declaration_retention,
+            sign_in_codes=timedelta(minutes=settings.sign_in_code_minutes),
+            audit=privacy.audit_retention,
+        )
+
+
+@dataclass
+class PurgeReport:
+    """What one purge deleted, kind by kind, and what it could not do."""
+
+    at: datetime
+    deleted: dict[str, int] = field(default_factory=dict)
+    cutoffs: dict[str, datetime] = field(default_factory=dict)
+    seal_id: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def purge_declarations(
+    session: Session, now: datetime, retention: timedelta, zone: ZoneInfo
+) -> int:
+    """Delete declarations made before the period's first kept day."""
+    cutoff = retention_cutoff(now, retention, zone)
+    deleted = session.execute(
+        sa.delete(Declaration).where(Declaration.declared_at < cutoff),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    log.info("declarations_purged", deleted=deleted, cutoff=cutoff.isoformat())
+    return int(deleted or 0)
+
+
+def purge_sign_in_file(path: Path, now: datetime) -> int:
+    """Drop the codes whose life has ended from a file sender's file.
+
+    Known shortcoming: a code the server appends between this read and the
+    rename is lost from the file (the code itself still works: the store
+    holds it). The file sender is for development, where that costs a
+    developer one look at the console instead.
+    """
+    if not path.exists():
+        return 0
+    kept: list[bytes] = []
+    dropped = 0
+    for line in path.read_bytes().splitlines():
+        try:
+            until = datetime.fromisoformat(orjson.loads(line)["validUntil"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            # A line that names no life cannot be shown to be alive.
+            dropped += 1
+            continue
+        if until.tzinfo is not None and until > now:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        temporary = path.with_name(path.name + ".purging")
+        temporary.write_bytes(b"".join(line + b"\n" for line in kept))
+        os.replace(temporary, path)
+    log.info("sign_in_codes_purged", deleted=dropped)
+    return dropped
+
+
+@dataclass(frozen=True)
+class AuditPurge:
+    """What a purge of the audit log did: entries gone, the seal, or why not."""
+
+    deleted: int = 0
+    seal: AuditSeal | None = None
+    problem: str | None = None
+
+
+def purge_audit(
+    session: Session,
+    now: datetime,
+    retention: timedelta,
+    zone: ZoneInfo,
+    keys: SealKeys,
+) -> AuditPurge:
+    """Delete the oldest entries of the audit log behind a signed purge seal.
+
+    Only a run of entries from the start of what is kept can go, so the
+    chain stays whole: the entries before the first one made on or after
+    the cutoff day. The log is checked first, and nothing is purged from a
+    broken log, since that would destroy the evidence of what broke it.
+    """
+    cutoff = retention_cutoff(now, retention, zone)
+    first_recent = session.scalar(
+        sa.select(sa.func.min(AuditEntry.id)).where(AuditEntry.at >= cutoff)
+    )
+    if first_recent is None:
+        head = session.get(AuditHead, 1)
+        last_old = int(head.last_id) if head is not None else 0
+    else:
+        last_old = int(first_recent) - 1
+    purged_before = session.scalar(
+        sa.select(sa.func.max(AuditSeal.last_id)).where(AuditSeal.kind == "purge")
+    )
+    if last_old <= int(purged_before or 0):
+        return AuditPurge()
+    report = verify_audit(session, keys)
+    if not report.intact:
+        log.warning("audit_purge_refused", first_broken=report.first_broken)
+        return AuditPurge(problem=report.problem)
+    entry = session.get(AuditEntry, last_old)
+    if entry is None:
+        return AuditPurge(problem=f"Entry {last_old} is missing.")
+    sealed = seal(session, "purge", last_old, entry.hash, now, keys)
+    deleted = session.execute(
+        sa.delete(AuditEntry).where(AuditEntry.id <= last_old),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    log.info("audit_purged", deleted=deleted, seal_id=sealed.id, last_id=last_old)
+    return AuditPurge(int(deleted or 0), sealed)
+
+
+def purge(
+    engine: Engine,
+    now: datetime,
+    policy: RetentionPolicy,
+    keys: SealKeys,
+    *,
+    kinds: Iterable[str] = KINDS,
+    sign_in_file: Path | None = None,
+    actor: str = "system",
+) -> PurgeReport:
+    """Purge each of ``kinds`` by ``policy`` and audit what went.
+
+    The audit log goes first, in a transaction of its own, so that the entry
+    that records this purge is one of the kept ones. The other kinds go
+    together in a second transaction with that entry.
+    """
+    chosen = [kind for kind in KINDS if kind in set(kinds)]
+    report = PurgeReport(at=now)
+    zone = policy.zone
+    if "audit" in chosen:
+        report.cutoffs["audit"] = retention_cutoff(now, policy.audit, zone)
+        with Session(engine) as session, session.begin():
+            done = purge_audit(session, now, policy.audit, zone, keys)
+            report.seal_id = done.seal.id if done.seal is not None else None
+        report.deleted["audit"] = done.deleted
+        if done.problem:
+            report.problems.append(
+                f"Audit entries were not purged: {done.problem} Check the log"
+                " with `healthcode audit verify`."
+            )
+    with Session(engine) as session, session.begin():
+        if "checkins" in chosen:
+            report.cutoffs["checkins"] = retention_cutoff(now, policy.checkins, zone)
+            report.deleted["checkins"] = purge_checkins(
+                session, now, policy.checkins, zone=zone
+            )
+        if "declarations" in chosen:
+            report.cutoffs["declarations"] = retention_cutoff(
+                now, policy.declarations, zone
+            )
+            report.deleted["declarations"] = purge_declarations(
+                session, now, policy.declarations, zone
+            )
+        if "sign-in-codes" in chosen:
+            report.deleted["sign-in-codes"] = (
+                purge_sign_in_file(sign_in_file, now) if sign_in_file else 0
+            )
+        append(
+            session,
+            at=now,
+            actor=actor,
+            action="privacy.purge",
+            details={
+                "deleted": dict(report.deleted),
+                "sealId": report.seal_id,
+            },
+        )
+    return report
