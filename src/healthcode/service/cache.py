@@ -20,6 +20,7 @@ alive; it wants a column on ``statuses``.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,6 +29,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import Store
 from healthcode.codes.format import next_daily_expiry
 from healthcode.status.models import RecolorGuard, Status
@@ -61,7 +63,13 @@ class StatusCache:
         """The resident's status at ``now``, from the cache when it is current."""
         key = f"status:{resident_id}"
         fence = _writes(session)
-        raw = self.store.get(key)
+        try:
+            raw = self.store.get(key)
+        except StoreUnavailable:
+            # Without Redis the stored status is still authoritative: the
+            # service answers from the database, only more slowly.
+            self.misses += 1
+            return current_status(session, resident_id, now)
         if raw is not None:
             entry = orjson.loads(raw)
             recheck = _instant(entry["recheckAt"])
@@ -86,9 +94,10 @@ class StatusCache:
             expires = min(expires, recheck_at)
         ttl = (expires - now).total_seconds()
         if ttl >= 1:
-            self.store.set(
-                key, orjson.dumps(_entry(view, fence, expires, recheck_at)), ttl
-            )
+            with contextlib.suppress(StoreUnavailable):
+                self.store.set(
+                    key, orjson.dumps(_entry(view, fence, expires, recheck_at)), ttl
+                )
         return view
 
     def forget(self, resident_id: int) -> None:

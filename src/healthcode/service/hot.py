@@ -12,9 +12,12 @@ at the door, never comes from here.
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 from sqlalchemy.orm import Session
 
+from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import Store
 from healthcode.codes.services import CodeService
 
@@ -32,10 +35,16 @@ class CodeIngredients:
     def of(self, session: Session, resident_id: int) -> tuple[str, str]:
         """The resident's masked name and issuing region."""
         key = f"code-ingredients:{resident_id}"
-        raw = self.store.get(key)
+        try:
+            raw = self.store.get(key)
+        except StoreUnavailable:
+            # Redis is a shortcut here, never the record: without it the
+            # ingredients come from the database.
+            return self.codes.ingredients(session, resident_id)
         if raw is not None:
             name, region = orjson.loads(raw)
             return str(name), str(region)
         name, region = self.codes.ingredients(session, resident_id)
-        self.store.set(key, orjson.dumps([name, region]), self.ttl_seconds)
+        with contextlib.suppress(StoreUnavailable):
+            self.store.set(key, orjson.dumps([name, region]), self.ttl_seconds)
         return name, region

@@ -117,8 +117,11 @@ Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Health(Answer):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
     version: str
+    database: Literal["unreachable"] | None = Field(
+        default=None, description="Present when the database does not answer."
+    )
 
 
 class DocumentIn(Request):

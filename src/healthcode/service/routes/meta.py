@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import time
+
+import sqlalchemy as sa
 from fastapi import APIRouter
 
 from healthcode import __version__
+from healthcode.service.deps import Rt
+from healthcode.service.runtime import Runtime
 from healthcode.service.schemas import Health
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/v1/health", response_model=Health)
-def health() -> Health:
-    """Say that the service is up, and which version it runs."""
+@router.get("/v1/health", response_model=Health, response_model_exclude_none=True)
+def health(rt: Rt) -> Health:
+    """Say that the service is up, which version it runs, and if the database is.
+
+    Without the database the service is degraded rather than down: codes
+    already on phones still verify offline at the doors, and devices keep
+    their check-ins until it returns.
+    """
+    if not _database_answers(rt):
+        return Health(status="degraded", version=__version__, database="unreachable")
     return Health(status="ok", version=__version__)
+
+
+# The database is asked at most once a second per engine, so that a balancer
+# polling every worker, or a load test, does not turn the cheapest endpoint
+# into a stream of queries.
+_PROBE_SECONDS = 1.0
+_probes: dict[int, tuple[float, bool]] = {}
+
+
+def _database_answers(rt: Runtime) -> bool:
+    now = time.monotonic()
+    last = _probes.get(id(rt.engine))
+    if last is not None and now - last[0] < _PROBE_SECONDS:
+        return last[1]
+    try:
+        with rt.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        answers = True
+    except sa.exc.SQLAlchemyError:
+        answers = False
+    _probes[id(rt.engine)] = (now, answers)
+    return answers
