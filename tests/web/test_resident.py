@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.web.conftest import CHILD, csrf_of, register, sign_in
+from tests.web.conftest import ADULT, CHILD, csrf_of, register, sign_in
 
 
 def test_a_new_phone_signs_in_registers_and_sees_its_code(
@@ -156,3 +156,33 @@ def test_an_appeal_is_filed_once_and_then_shown_as_waiting(
     assert again.status_code == 422
     assert "已有一项申诉正在等待审核" in again.text
     assert "正在等待审核" in page.text
+
+
+def test_without_a_configured_region_the_district_is_asked_for(
+    client: Any, outbox: Any, app: Any
+) -> None:
+    app.state.runtime.settings.region = None
+    token = sign_in(client, outbox, "13800138000")
+
+    refused = client.post(
+        "/app/register",
+        data={"kind": "cn-id", "number": ADULT, "name": "张三丰", "csrf_token": token},
+    )
+    registered = client.post(
+        "/app/register",
+        data={
+            "kind": "cn-id",
+            "number": ADULT,
+            "name": "张三丰",
+            "region": "610113",
+            "csrf_token": token,
+        },
+        follow_redirects=False,
+    )
+
+    assert refused.status_code == 422
+    assert (
+        'name="region" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" required'
+        in refused.text
+    )
+    assert registered.headers["location"] == "/app"

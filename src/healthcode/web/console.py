@@ -249,7 +249,6 @@ def dashboard(
             labels,
         ),
     )
-    _audit(session, official, now, "statistics.read", days=7)
     return _page(
         request,
         official,

@@ -202,7 +202,7 @@ def _document_form(kind: str, number: str, country: str) -> dict[str, str]:
 
 
 @router.get("/app/register")
-def register_page(request: Request, caller: AccountCaller) -> Response:
+def register_page(request: Request, caller: AccountCaller, rt: Rt) -> Response:
     if caller.resident_id is not None:
         return redirect("/app")
     return render(
@@ -210,6 +210,7 @@ def register_page(request: Request, caller: AccountCaller) -> Response:
         "resident/register.html",
         kinds=[kind.value for kind in DocumentKind],
         form=_document_form("cn-id", "", "") | {"name": "", "region": ""},
+        region_required=rt.settings.region is None,
     )
 
 
@@ -226,24 +227,39 @@ def register(
     region: Annotated[str, Form(max_length=6)] = "",
 ) -> Response:
     form = _document_form(kind, number, country) | {"name": name, "region": region}
-    try:
-        today = now.astimezone(rt.settings.tz).date()
-        document = parse_document(kind, number, country, today=today)
-        region_code = region.strip() or None
-        if region_code is not None:
-            divisions.division(region_code)
-        with transaction(rt) as session:
-            register_self(
-                session, caller.id, document, name, now, region_code=region_code
-            )
-    except HealthcodeError as exc:
+    # Without a configured region, codes are issued by the prefecture of the
+    # district of residence, so a resident without one could get no code.
+    required = rt.settings.region is None
+    region_code = region.strip() or None
+    problem: dict[str, str] | None = None
+    status = 422
+    if required and region_code is None:
+        problem = {
+            "code": "invalid_request",
+            "message": "Give the six-digit code of the district you live in.",
+        }
+    else:
+        try:
+            today = now.astimezone(rt.settings.tz).date()
+            document = parse_document(kind, number, country, today=today)
+            if region_code is not None:
+                divisions.division(region_code)
+            with transaction(rt) as session:
+                register_self(
+                    session, caller.id, document, name, now, region_code=region_code
+                )
+        except HealthcodeError as exc:
+            problem = _problem(exc)
+            status = answer_for(exc)[0]
+    if problem is not None:
         return render(
             request,
             "resident/register.html",
-            status_code=answer_for(exc)[0],
+            status_code=status,
             kinds=[k.value for k in DocumentKind],
             form=form,
-            problem=_problem(exc),
+            problem=problem,
+            region_required=required,
         )
     return redirect("/app")
 
