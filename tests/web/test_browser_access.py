@@ -26,6 +26,7 @@ from tests.web.support import (
     PHONE,
     LiveServer,
     require_chromium,
+    require_vendor_files,
 )
 
 from healthcode.accounts.services import create_official
@@ -40,6 +41,8 @@ ADULT = "610113199001011230"
 
 
 def require_axe() -> Path:
+    # The asset build installs axe-core with the scanner's libraries.
+    require_vendor_files()
     script = AXE / "axe.min.js"
     if not script.exists():
         message = (
