@@ -255,3 +255,72 @@ def audit_guards_dropped(engine: Any) -> Iterator[None]:
                     connection.execute(
                         sa.text(f"ALTER TABLE {table} ENABLE TRIGGER USER")
                     )
+
+
+# The service, in process.
+
+PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def service(engine: Any, folder: Any) -> Iterator[tuple[Any, Outbox, Clock]]:
+    """A test client of the service on ``engine``, its outbox and its clock."""
+    import warnings
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    from healthcode.accounts.stores import MemoryStore
+    from healthcode.config import Settings
+    from healthcode.service.app import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient
+
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        key_dir=str(folder / "keys"),
+        region="610100",
+        sign_in_sender="console",
+    )
+    clock, outbox = Clock(), Outbox()
+    app = create_app(
+        settings, clock=clock, store=MemoryStore(), sender=outbox, engine=engine
+    )
+    with TestClient(app, base_url="https://testserver") as client:
+        yield client, outbox, clock
+
+
+def sign_in(client: Any, outbox: Outbox, phone: str) -> dict[str, str]:
+    """Sign ``phone`` in as an app; the headers that carry its session."""
+    sent = client.post("/v1/sign-in/code", json={"phone": phone})
+    assert sent.status_code == 202, sent.text
+    answer = client.post(
+        "/v1/sign-in",
+        json={"phone": phone, "code": outbox.last(phone), "client": "app"},
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+def sign_in_official(
+    engine: Any, client: Any, username: str, role: str, now: datetime
+) -> dict[str, str]:
+    """Make an official and sign them in; the headers that carry the session."""
+    import pyotp
+    from sqlalchemy.orm import Session
+
+    from healthcode.accounts.services import create_official
+
+    with Session(engine) as session, session.begin():
+        _, secret = create_official(session, username, role, PASSWORD, now)
+    answer = client.post(
+        "/v1/officials/sign-in",
+        json={
+            "username": username,
+            "password": PASSWORD,
+            "totp": pyotp.TOTP(secret).at(now),
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}

@@ -229,3 +229,33 @@ def test_the_head_command_needs_one_of_its_options(
 
     assert result.exit_code == 2
     assert "Give either --out FILE or --check FILE." in result.output
+
+
+def test_an_earlier_daily_seal_is_written_as_it_was(
+    invoke: Callable[..., Result], engine: Engine, tmp_path: Path
+) -> None:
+    from healthcode.privacy.seals import SealKeys, seal_head
+
+    _old_data(engine)
+    with Session(engine) as session, session.begin():
+        daily = seal_head(session, REAL_NOW, SealKeys(tmp_path / "data-keys"))
+        daily_id = daily.id
+    with Session(engine) as session, session.begin():
+        append(session, at=REAL_NOW, actor="system", action="later")
+    head = tmp_path / "daily.json"
+
+    written = invoke("audit", "head", "--out", str(head), "--seal", str(daily_id))
+    checked = invoke("audit", "head", "--check", str(head))
+
+    assert written.exit_code == 0, written.output
+    assert json.loads(head.read_text())["lastId"] == 3
+    assert "held: entry 3" in checked.output
+
+
+def test_an_unknown_seal_is_named(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
+    result = invoke("audit", "head", "--out", str(tmp_path / "x.json"), "--seal", "9")
+
+    assert result.exit_code == 1
+    assert "There is no audit seal 9." in result.output

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import warnings
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,23 +22,26 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
-from healthcode.accounts.services import create_api_key, create_official
-from healthcode.accounts.stores import MemoryStore
+from healthcode.accounts.services import create_api_key
 from healthcode.codes.cli import code_command
-from healthcode.config import Settings, get_settings
+from healthcode.config import get_settings
 from healthcode.demo.run import run_demo
 from healthcode.feeds.cli import import_command
 from healthcode.identity.documents import mod11_2_check
 from healthcode.status.cli import register_command, status_command
 
-from .support import Clock, Outbox, json_logs, leaks, log_texts
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", StarletteDeprecationWarning)
-    from fastapi.testclient import TestClient
+from .support import (
+    Clock,
+    Outbox,
+    json_logs,
+    leaks,
+    log_texts,
+    service,
+    sign_in,
+    sign_in_official,
+)
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DEMO_NOW = datetime(2026, 3, 2, 10, 0, tzinfo=ZONE)
@@ -62,7 +64,6 @@ NAMES = {
     STRANGER: "Élodie Martin",
 }
 PHONES = ("13912345678", "+86 139 8765 4321", "+4915123456789")
-PASSWORD = "correct horse battery"
 
 
 # The demo.
@@ -265,50 +266,8 @@ def test_command_line_scenarios_print_and_log_no_personal_value(
 
 @pytest.fixture
 def client(engine: Engine, tmp_path: Path) -> Iterator[tuple[Any, Outbox, Clock]]:
-    settings = Settings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        key_dir=str(tmp_path / "keys"),
-        region="610100",
-        sign_in_sender="console",
-    )
-    clock, outbox = Clock(), Outbox()
-    from healthcode.service.app import create_app
-
-    app = create_app(
-        settings, clock=clock, store=MemoryStore(), sender=outbox, engine=engine
-    )
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client, outbox, clock
-
-
-def _sign_in(client: Any, outbox: Outbox, phone: str) -> dict[str, str]:
-    sent = client.post("/v1/sign-in/code", json={"phone": phone})
-    assert sent.status_code == 202, sent.text
-    answer = client.post(
-        "/v1/sign-in",
-        json={"phone": phone, "code": outbox.last(phone), "client": "app"},
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
-
-
-def _official(engine: Engine, client: Any, now: datetime) -> dict[str, str]:
-    import pyotp
-
-    with Session(engine) as session, session.begin():
-        _, secret = create_official(
-            session, "searcher", "health-official", PASSWORD, now
-        )
-    answer = client.post(
-        "/v1/officials/sign-in",
-        json={
-            "username": "searcher",
-            "password": PASSWORD,
-            "totp": pyotp.TOTP(secret).at(now),
-        },
-    )
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['token']}"}
+    with service(engine, tmp_path) as running:
+        yield running
 
 
 def test_service_scenarios_log_and_answer_no_personal_value(
@@ -326,8 +285,8 @@ def test_service_scenarios_log_and_answer_no_personal_value(
     with json_logs() as lines:
         call("POST", "/v1/sign-in/code", json={"phone": "139123"})
         call("POST", "/v1/sign-in/code", json={"phone": NAMES[ZHOU]})
-        first = _sign_in(http, outbox, PHONES[0])
-        second = _sign_in(http, outbox, PHONES[1])
+        first = sign_in(http, outbox, PHONES[0])
+        second = sign_in(http, outbox, PHONES[1])
         call("POST", "/v1/sign-in/code", json={"phone": PHONES[2]})
         call("POST", "/v1/sign-in/code", json={"phone": PHONES[2]})
         for _ in range(3):
@@ -370,7 +329,9 @@ def test_service_scenarios_log_and_answer_no_personal_value(
             json={"fever": True, "respiratory": False},
             headers=first,
         )
-        official = _official(engine, http, clock.now)
+        official = sign_in_official(
+            engine, http, "searcher", "health-official", clock.now
+        )
         for body in (
             {"name": NAMES[ZHOU], "purpose": "tracing a reported case"},
             {"document": {"kind": "cn-id", "number": ZHOU}, "purpose": "tracing"},

@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from healthcode.errors import HealthcodeError
+from healthcode.privacy.models import AuditSeal
 from healthcode.privacy.retention import KINDS, RetentionPolicy, purge
 from healthcode.privacy.seals import SealKeys
 from healthcode.privacy.sunset import SUNSET_PHRASE, sunset
@@ -184,11 +185,20 @@ def audit_head_command(
         Path | None,
         typer.Option(dir_okay=False, exists=True, help="Check a head written earlier."),
     ] = None,
+    seal_id: Annotated[
+        int | None,
+        typer.Option(
+            "--seal",
+            min=1,
+            help="With --out, write this earlier seal (a daily one) instead.",
+        ),
+    ] = None,
 ) -> None:
     """Export the audit log's signed head, or check one exported before.
 
     A head kept where the database's owner cannot write makes any later
-    rewrite of the log up to that entry detectable. Checking verifies the
+    rewrite of the log up to that entry detectable. The daily job seals a
+    head every day; --seal N writes one of those. Checking verifies the
     signature against the local seal keys and that the log still holds the
     entry with that hash (or purged it behind a seal).
     """
@@ -197,13 +207,19 @@ def audit_head_command(
 
     if (out is None) == (check is None):
         raise typer.BadParameter("Give either --out FILE or --check FILE.")
+    if seal_id is not None and out is None:
+        raise typer.BadParameter("--seal goes with --out FILE.")
     keys = _keys()
     try:
         engine = open_database(must_exist=True)
         try:
             with Session(engine) as session, session.begin():
                 if out is not None:
-                    row = seal_head(session, datetime.now(UTC), keys)
+                    row = (
+                        _earlier_seal(session, seal_id)
+                        if seal_id is not None
+                        else seal_head(session, datetime.now(UTC), keys)
+                    )
                     document = head_document(row, keys)
                 else:
                     document = _read_head(check)
@@ -226,6 +242,15 @@ def audit_head_command(
     typer.echo(text)
     if not held:
         raise typer.Exit(1)
+
+
+def _earlier_seal(session: Session, seal_id: int) -> AuditSeal:
+    from healthcode.privacy.errors import AuditSealInvalid
+
+    row = session.get(AuditSeal, seal_id)
+    if row is None:
+        raise AuditSealInvalid(f"There is no audit seal {seal_id}.")
+    return row
 
 
 def _read_head(path: Path | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from healthcode.service.routes import (
     feeds,
     meta,
     officials,
+    privacy,
     residents,
     signin,
     venues,
@@ -22,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     officials.router,
     checkpoints.router,
     venues.router,
+    privacy.router,
 ]
