@@ -66,7 +66,7 @@ def test_three_times_the_sustainable_rate_is_shed_not_lost() -> None:
                     "HEALTHCODE_KEY_DIR": str(keys),
                     "HEALTHCODE_REGION": REGION,
                     "HEALTHCODE_LOG_FORMAT": "json",
-                    "HEALTHCODE_MAX_IN_FLIGHT": "4",
+                    "HEALTHCODE_MAX_IN_FLIGHT": "2",
                 },
             )
             refresh = _refreshes(fixture.tokens)
