@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint bench system-packages clean
+.PHONY: help demo test lint bench system-packages web-assets clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -17,13 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP) ## Build a synthetic city on SQLite, import its feeds, colour it
+demo: $(STAMP) web-assets ## Build a synthetic city on SQLite, import its feeds, colour it
 	$(BIN)/healthcode demo
+
+web-assets: $(STAMP) ## Browser libraries (npm) and compiled page catalogues
+	PYTHON=$(BIN)/python bash scripts/web-assets.sh
 
 system-packages: ## Install the Debian packages the project needs, where possible
 	bash scripts/system-packages.sh
 
-test: $(STAMP) system-packages ## Run the test suite (PostgreSQL suites too where reachable)
+test: $(STAMP) system-packages web-assets ## Run the test suite (PostgreSQL suites too where reachable)
 	$(BIN)/python scripts/test.py
 
 lint: $(STAMP) ## Check style with ruff

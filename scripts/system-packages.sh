@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Python: a CJK font for printed
-# paper-code cards. Installs what is missing when it can (root with apt-get);
+# paper-code cards, and Chromium for the browser tests of the pages. Installs what is missing when it can (root with apt-get);
 # otherwise says what is missing, and the tests that need it skip with that
 # reason.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-cjk)
+PACKAGES=(fonts-noto-cjk chromium)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
