@@ -62,6 +62,7 @@ def _register() -> None:
     app.add_typer(audit_app, name="audit")
     from healthcode.privacy.cli import (
         audit_head_command,
+        privacy_app,
         purge_command,
         sunset_command,
     )
@@ -69,6 +70,7 @@ def _register() -> None:
     app.command("purge")(purge_command)
     app.command("sunset")(sunset_command)
     audit_app.command("head")(audit_head_command)
+    app.add_typer(privacy_app, name="privacy")
     try:
         from healthcode.codes.cli import (
             bench_codes,

@@ -18,7 +18,13 @@ from healthcode.privacy.retention import KINDS, RetentionPolicy, purge
 from healthcode.privacy.seals import SealKeys
 from healthcode.privacy.sunset import SUNSET_PHRASE, sunset
 
-__all__ = ["audit_head_command", "purge_command", "sunset_command"]
+__all__ = [
+    "audit_head_command",
+    "privacy_app",
+    "purge_command",
+    "rotate_keys_command",
+    "sunset_command",
+]
 
 
 def _fail(exc: HealthcodeError) -> typer.Exit:
@@ -298,3 +304,70 @@ def _still_held(session: Session, last_id: int, last_hash: str) -> tuple[bool, s
         f"purged: entry {last_id} went by retention behind the seal of entry"
         f" {purge.last_id}; its hash can no longer be compared."
     )
+
+
+privacy_app = typer.Typer(
+    no_args_is_help=True, help="The data keys that seal personal fields."
+)
+
+
+@privacy_app.command("rotate-keys")
+def rotate_keys_command(
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Go on re-encrypting with the current key; make no new one.",
+        ),
+    ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Values per transaction.")
+    ] = 1000,
+) -> None:
+    """Make a new data key and re-encrypt every sealed field with it.
+
+    New values use the new key at once and old ones keep reading with
+    theirs, so the service may run meanwhile. Old keys are deleted when no
+    value uses them any more. Interrupted, run it again with --resume.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from healthcode.db import open_database
+    from healthcode.privacy.config import get_privacy_settings
+    from healthcode.privacy.crypto import DataKeys
+    from healthcode.privacy.rotation import rotate_keys
+
+    keys = DataKeys(get_privacy_settings().data_key_dir)
+    console = Console()
+    try:
+        engine = open_database(must_exist=True)
+        try:
+            with Progress(
+                TextColumn("{task.description:<32}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def advance(column: str, done: int, total: int) -> None:
+                    if column not in tasks:
+                        tasks[column] = bar.add_task(column, total=total)
+                    bar.update(tasks[column], completed=done, total=total)
+
+                report = rotate_keys(
+                    engine, keys, new_key=not resume, batch=batch, progress=advance
+                )
+        finally:
+            engine.dispose()
+    except HealthcodeError as exc:
+        raise _fail(exc) from None
+    table = Table("sealed column", "values re-encrypted", title=f"key {report.version}")
+    for name, count in report.resealed.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    if report.skipped:
+        console.print(f"{report.skipped} values changed meanwhile and kept their key.")
+    if report.retired:
+        retired = ", ".join(str(version) for version in report.retired)
+        console.print(f"Deleted data keys no value uses any more: {retired}.")
