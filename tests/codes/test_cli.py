@@ -111,7 +111,7 @@ def test_trust_list_command(tmp_path: Path) -> None:
     keys("generate", "100000", "--dir", directory, "--role", "trust-list")
     keys("generate", "420100", "--dir", str(other))
     exported = tmp_path / "wuhan.json"
-    exported.write_text(keys("list", "--dir", str(other), "--json").output)
+    exported.write_text(keys("list", "--dir", str(other), "--json").stdout)
     out = tmp_path / "trust.json"
 
     result = keys(
