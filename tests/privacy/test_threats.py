@@ -417,11 +417,6 @@ def test_every_page_carries_the_security_headers(
     assert missing == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no answer carries Strict-Transport-Security yet; reported to the"
-    " service and web owners",
-)
 def test_answers_over_tls_carry_strict_transport_security(
     client: tuple[Any, Any, Any],
 ) -> None:

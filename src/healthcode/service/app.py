@@ -52,11 +52,15 @@ class RequestLog:
     The line names the route's template (``/v1/dependents/{dependent_id}``),
     never the path as sent, and never the client's address. Answers carry
     ``Cache-Control: no-store``, since most hold personal data that no proxy
-    or browser cache should keep.
+    or browser cache should keep. Where cookies are marked Secure (the
+    deployment sits behind TLS, usually a terminating proxy that forwards
+    plain HTTP to us) answers also carry ``Strict-Transport-Security``, so a
+    browser never falls back to plain HTTP for this host.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,6 +78,10 @@ class RequestLog:
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"cache-control", b"no-store"))
                 headers.append((b"x-content-type-options", b"nosniff"))
+                if self.hsts:
+                    headers.append(
+                        (b"strict-transport-security", b"max-age=31536000")
+                    )
                 message["headers"] = headers
             await send(message)
 
@@ -139,7 +147,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, hsts=runtime.settings.cookie_secure)
     # Added last, so outermost: a shed request costs no more than its answer.
     limit, retry_after = limits_from_env()
     app.add_middleware(InFlightLimit, limit=limit, retry_after=retry_after)
