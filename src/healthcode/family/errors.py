@@ -1,7 +1,7 @@
 """Errors of guardians and dependents.
 
 The two limits name their number, so that a guardian who is refused knows
-why and what the rule is (row C11 of the field cases).
+why and what the rule is.
 """
 
 from __future__ import annotations

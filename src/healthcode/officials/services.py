@@ -8,7 +8,7 @@ overrides. When it expires the computed colour returns by itself.
 
 One action that overrides more residents than the policy's threshold (100 by
 default) is a bulk override: it needs a stated legal basis and waits until a
-second official approves it (row C15 of the field cases). Each resident then
+second official approves it. Each resident then
 carries an override of their own, which they see and can appeal.
 
 Audit entries for these acts are written by the callers, after the act, in

@@ -27,8 +27,8 @@ a date-time string)::
 negative samples taken after the item's own time; rules use them for "not
 followed by two negative tests 24 hours apart" and "no negative test since".
 ``riskStays`` (from railway and flight manifests) and ``declaredRiskStays``
-(from trips residents declare) are the parts of a resident's stays that fell inside a risk
-area while the area held its level; a train or plane passing through a
+(from trips residents declare) are the parts of a resident's stays that fell
+inside a risk area while the area held its level; a train or plane passing through a
 station is not a stay, and neither is a connection shorter than the rule's
 threshold, because the rule measures ``minutes``.
 
