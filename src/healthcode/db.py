@@ -7,6 +7,9 @@ migrations under ``healthcode/migrations`` are the only way it changes.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -248,3 +251,36 @@ def fetch_plain(connection: Any, statement: sa.Select[Any]) -> list[tuple[Any, .
                 values[index] = converter(value)
         out.append(tuple(values))
     return out
+
+
+def postgres_reachable(url: str) -> bool:
+    """Whether a PostgreSQL server answers at ``url`` within two seconds."""
+    try:
+        engine = make_engine(url, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except sa.exc.OperationalError:
+        return False
+
+
+@contextmanager
+def throwaway_postgres(server_url: str) -> Iterator[str]:
+    """A database of its own on ``server_url``'s server, dropped afterwards.
+
+    Benchmarks measure in it so that they never empty a database that
+    someone else uses.
+    """
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    name = f"healthcode_bench_{secrets.token_hex(4)}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            )
+        admin.dispose()

@@ -17,11 +17,9 @@ import multiprocessing
 import os
 import random
 import resource
-import secrets
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,7 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from healthcode.config import get_settings
-from healthcode.db import make_engine, migrate
+from healthcode.db import make_engine, migrate, postgres_reachable, throwaway_postgres
 from healthcode.feeds.models import (
     Declaration,
     FeedImport,
@@ -370,45 +368,17 @@ def _timed_import(engine: Engine, residents: int, now: datetime) -> tuple[float,
     return elapsed, report.statuses_changed
 
 
-def _postgres_reachable(url: str) -> bool:
-    try:
-        engine = make_engine(url, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except sa.exc.OperationalError:
-        return False
-
-
-@contextmanager
-def _throwaway_postgres(server_url: str) -> Iterator[str]:
-    """A database of its own on the server, dropped afterwards."""
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
-    name = f"healthcode_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        admin.dispose()
-
-
 def _iter_backends(
     console: Console, sqlite_path: Path, postgres_url: str
 ) -> Iterator[tuple[str, str]]:
     yield "sqlite", f"sqlite:///{sqlite_path}"
-    if not _postgres_reachable(postgres_url):
+    if not postgres_reachable(postgres_url):
         console.print(
             f"[yellow]PostgreSQL at {sa.make_url(postgres_url).host} is not"
             " reachable; its figures are not measured.[/yellow]"
         )
         return
-    with _throwaway_postgres(postgres_url) as url:
+    with throwaway_postgres(postgres_url) as url:
         yield "postgresql", url
 
 

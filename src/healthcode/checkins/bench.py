@@ -27,7 +27,6 @@ from __future__ import annotations
 import multiprocessing
 import queue as queue_module
 import resource
-import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +55,7 @@ from healthcode.checkins.config import DEFAULT_VENUE_STAYS
 from healthcode.checkins.models import Checkin, Exposure
 from healthcode.checkins.reference import reference_exposures
 from healthcode.checkins.tracing import TracingPolicy, infectious_windows, trace
-from healthcode.db import make_engine, migrate
+from healthcode.db import make_engine, migrate, postgres_reachable, throwaway_postgres
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: The bench's clock: noon in Shanghai on the day after the generated days.
@@ -911,34 +910,6 @@ def run_backend(
     return figures
 
 
-def _postgres_reachable(url: str) -> bool:
-    try:
-        engine = make_engine(url, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except sa.exc.OperationalError:
-        return False
-
-
-@contextmanager
-def _throwaway_postgres(url: str) -> Iterator[str]:
-    """A database made for the bench on ``url``'s server, dropped afterwards."""
-    admin = make_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"healthcode_bench_{secrets.token_hex(4)}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            )
-        admin.dispose()
-
-
 def run_bench(
     console: Console,
     size: BenchSize,
@@ -966,8 +937,8 @@ def run_bench(
                 run_backend(console, "sqlite", url, population, size, policy)
             )
     if "postgresql" in backends:
-        if _postgres_reachable(postgres_url):
-            with _throwaway_postgres(postgres_url) as url:
+        if postgres_reachable(postgres_url):
+            with throwaway_postgres(postgres_url) as url:
                 results.append(
                     run_backend(console, "postgresql", url, population, size, policy)
                 )
