@@ -39,6 +39,7 @@ from healthcode.accounts.services import (
     require_permission,
     session_principal,
 )
+from healthcode.audit.services import append
 from healthcode.service.runtime import Runtime
 
 __all__ = [
@@ -158,6 +159,27 @@ class OfficialRef:
     @property
     def actor(self) -> str:
         return f"official:{self.id}"
+
+    def audit(
+        self,
+        session: Session,
+        now: datetime,
+        action: str,
+        subject: str | None = None,
+        purpose: str | None = None,
+        **details: object,
+    ) -> None:
+        """Append this official's act to the audit log."""
+        append(
+            session,
+            at=now,
+            actor=self.actor,
+            actor_role=self.role,
+            action=action,
+            subject=subject,
+            purpose=purpose,
+            details=details,
+        )
 
 
 def official_caller(principal: Caller, rt: Rt, now: Now) -> OfficialRef:

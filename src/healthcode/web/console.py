@@ -32,7 +32,6 @@ from healthcode.accounts.services import (
     open_session,
     require_permission,
 )
-from healthcode.audit.services import append
 from healthcode.checkins.services import register_venue, venue_stays
 from healthcode.errors import HealthcodeError
 from healthcode.feeds.formats import FEED_KINDS
@@ -107,27 +106,6 @@ def _page(
         official=official,
         allowed=allowed,
         **context,
-    )
-
-
-def _audit(
-    session: Session,
-    official: OfficialRef,
-    now: datetime,
-    action: str,
-    subject: str | None = None,
-    purpose: str | None = None,
-    **details: object,
-) -> None:
-    append(
-        session,
-        at=now,
-        actor=official.actor,
-        actor_role=official.role,
-        action=action,
-        subject=subject,
-        purpose=purpose,
-        details=details,
     )
 
 
@@ -286,9 +264,8 @@ def appeals_page(
 ) -> Response:
     require_permission(official.role, Permission.REVIEW_APPEALS)
     rows = _appeal_rows(session)
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "appeals.list",
         state="open",
@@ -326,9 +303,8 @@ def review(
                 policy=rt.overrides,
             )
             if appeal.override_id is not None:
-                _audit(
+                official.audit(
                     session,
-                    official,
                     now,
                     "override.set",
                     f"resident:{appeal.resident_id}",
@@ -339,9 +315,8 @@ def review(
                     overrideIds=[appeal.override_id],
                     appealId=appeal.id,
                 )
-            _audit(
+            official.audit(
                 session,
-                official,
                 now,
                 "appeal.review",
                 f"resident:{appeal.resident_id}",
@@ -447,9 +422,8 @@ def override(
                 subject: str | None = f"bulk-override:{outcome.bulk.id}"
             else:
                 subject = f"resident:{unique[0]}" if len(unique) == 1 else None
-            _audit(
+            official.audit(
                 session,
-                official,
                 now,
                 "override.propose" if outcome.bulk else "override.set",
                 subject,
@@ -502,9 +476,8 @@ def decide_bulk(
                     session, bulk_id, official.id, now, note.strip() or None
                 )
                 bulk = outcome.bulk
-                _audit(
+                official.audit(
                     session,
-                    official,
                     now,
                     "override.approve",
                     f"bulk-override:{bulk_id}",
@@ -514,9 +487,8 @@ def decide_bulk(
                 )
             elif decision == "reject" and note.strip():
                 reject_bulk_override(session, bulk_id, official.id, now, note.strip())
-                _audit(
+                official.audit(
                     session,
-                    official,
                     now,
                     "override.reject",
                     f"bulk-override:{bulk_id}",
@@ -610,9 +582,8 @@ def search(
                 }
                 for resident in residents
             ]
-            _audit(
+            official.audit(
                 session,
-                official,
                 now,
                 "resident.search",
                 purpose=purpose.strip(),
@@ -835,9 +806,8 @@ def add_venue(
                 label=f"operator of venue {venue.id}",
                 created_by=official.id,
             )
-            _audit(
+            official.audit(
                 session,
-                official,
                 now,
                 "venue.register",
                 f"venue:{venue.id}",

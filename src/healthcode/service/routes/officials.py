@@ -8,12 +8,10 @@ transaction that does it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Response, status
-from sqlalchemy.orm import Session
 
 from healthcode.accounts.models import ApiKey
 from healthcode.accounts.services import (
@@ -23,7 +21,6 @@ from healthcode.accounts.services import (
     provisioning_uri,
     revoke_api_key,
 )
-from healthcode.audit.services import append
 from healthcode.family.models import Guardianship
 from healthcode.family.services import approve_guardianship, pending_guardianships
 from healthcode.identity.documents import Document, DocumentKind
@@ -86,27 +83,6 @@ Administrator = _with(Permission.MANAGE_ACCOUNTS)
 Auditor = _with(Permission.READ_AUDIT)
 
 
-def _audit(
-    session: Session,
-    official: OfficialRef,
-    now: datetime,
-    action: str,
-    subject: str | None = None,
-    purpose: str | None = None,
-    **details: object,
-) -> None:
-    append(
-        session,
-        at=now,
-        actor=official.actor,
-        actor_role=official.role,
-        action=action,
-        subject=subject,
-        purpose=purpose,
-        details=details,
-    )
-
-
 def _masked(resident: Resident) -> str:
     return Document(
         kind=DocumentKind(resident.doc_kind),
@@ -127,9 +103,8 @@ def list_appeals(
 ) -> list[AppealAnswer]:
     """Appeals to review, oldest first (100 at most)."""
     found = appeals(session, state)
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "appeals.list",
         state=state,
@@ -161,9 +136,8 @@ def review(
         policy=rt.overrides,
     )
     if appeal.override_id is not None:
-        _audit(
+        official.audit(
             session,
-            official,
             now,
             "override.set",
             f"resident:{appeal.resident_id}",
@@ -174,9 +148,8 @@ def review(
             overrideIds=[appeal.override_id],
             appealId=appeal.id,
         )
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "appeal.review",
         f"resident:{appeal.resident_id}",
@@ -235,9 +208,8 @@ def override(
         subject: str | None = f"bulk-override:{outcome.bulk.id}"
     else:
         subject = f"resident:{ids[0]}" if len(ids) == 1 else None
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "override.propose" if outcome.bulk else "override.set",
         subject,
@@ -257,9 +229,8 @@ def override(
 def end(override_id: ObjectId, official: Overrider, session: Db, now: Now) -> Response:
     """End an override before its expiry; the computed colour returns now."""
     ended = end_override(session, override_id, official.id, now)
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "override.end",
         f"resident:{ended.resident_id}",
@@ -312,9 +283,8 @@ def approve_bulk(
     """Approve another official's bulk override; it applies to each resident now."""
     outcome = approve_bulk_override(session, bulk_id, official.id, now, body.note)
     bulk = outcome.bulk
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "override.approve",
         f"bulk-override:{bulk_id}",
@@ -335,9 +305,8 @@ def reject_bulk(
 ) -> BulkOverrideAnswer:
     """Turn a bulk override down; nobody's colour changes."""
     bulk = reject_bulk_override(session, bulk_id, official.id, now, body.note)
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "override.reject",
         f"bulk-override:{bulk_id}",
@@ -367,9 +336,8 @@ def search(
         )
         for resident in found
     ]
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "resident.search",
         purpose=body.purpose,
@@ -401,7 +369,7 @@ def resident(
         status=status_of(rt, session, found.id, now),
         appeals=[appeal_answer(appeal) for appeal in appeals_of(session, found.id)],
     )
-    _audit(session, official, now, "resident.read", f"resident:{found.id}", purpose)
+    official.audit(session, now, "resident.read", f"resident:{found.id}", purpose)
     return answer
 
 
@@ -457,9 +425,8 @@ def approve_link(
 ) -> GuardianshipAnswer:
     """Approve a guardian for a dependent who is neither a child nor elderly."""
     link = approve_guardianship(session, guardianship_id, official.id, now)
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "guardianship.approve",
         f"resident:{link.dependent_id}",
@@ -501,9 +468,8 @@ def make_key(
         label=body.label,
         created_by=official.id,
     )
-    _audit(
+    official.audit(
         session,
-        official,
         now,
         "api-key.create",
         f"api-key:{row.id}",
@@ -530,7 +496,7 @@ def revoke_key(
 ) -> Response:
     """Revoke a key; requests that carry it are refused from now on."""
     revoke_api_key(session, key_id, now)
-    _audit(session, official, now, "api-key.revoke", f"api-key:{key_id}")
+    official.audit(session, now, "api-key.revoke", f"api-key:{key_id}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -540,8 +506,8 @@ def add_staff(
 ) -> StaffAnswer:
     """Add an official; the answer carries the TOTP enrolment URI, once."""
     made, _ = create_official(session, body.username, body.role, body.password, now)
-    _audit(
-        session, official, now, "official.create", f"official:{made.id}", role=made.role
+    official.audit(
+        session, now, "official.create", f"official:{made.id}", role=made.role
     )
     return StaffAnswer(
         official_id=made.id,
