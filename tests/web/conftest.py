@@ -9,20 +9,26 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 from starlette.exceptions import StarletteDeprecationWarning
+from tests.service import conftest as service
 
-from healthcode.accounts.senders import phone_digest
-from healthcode.accounts.services import normalize_phone
 from healthcode.accounts.stores import MemoryStore
 from healthcode.config import Settings
 from healthcode.service.app import create_app
+
+# The pages run on the service's app, clock and sign-in sender, so they share
+# the service suite's clock and outbox and their fixtures.
+Clock = service.Clock
+Outbox = service.Outbox
+clock = service.clock
+outbox = service.outbox
+
 
 with warnings.catch_warnings():
     # Starlette's test client prefers httpx2 and warns when it finds only the
@@ -35,43 +41,6 @@ NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 ADULT = "610113199001011230"
 CHILD = "610113201505050014"
 _CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
-
-
-@dataclass
-class Clock:
-    """The app's clock, moved by the test."""
-
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now = self.now + timedelta(**delta)
-        return self.now
-
-
-@dataclass
-class Outbox:
-    """A sign-in code sender that keeps what it sent, by phone digest."""
-
-    sent: dict[str, list[str]] = field(default_factory=dict)
-
-    def send(self, phone: str, code: str, valid_until: datetime) -> None:
-        self.sent.setdefault(phone_digest(phone), []).append(code)
-
-    def last(self, phone: str) -> str:
-        return self.sent[phone_digest(normalize_phone(phone))][-1]
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def outbox() -> Outbox:
-    return Outbox()
 
 
 @pytest.fixture
