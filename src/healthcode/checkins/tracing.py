@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -214,10 +214,35 @@ def find_exposures(
     same instant more than once (two reports of one case, say), the longest
     overlap is kept, which is the row the unique index would keep anyway.
     """
-    found = Found()
     cutoff = retention_cutoff(now, policy.retention, policy.zone)
     rows = _venue_exposures(connection, windows, cutoff, now, policy)
     rows += _travel_exposures(connection, windows, now, policy)
+    return found_of(rows)
+
+
+def found_of(rows: Iterable[dict[str, Any]]) -> Found:
+    """The exposures to write from ``rows`` as matched, in writing order.
+
+    The order is total, whatever order the rows came in, so the exposures
+    get the same ids however the matching was split up; the recolour reads
+    them back in that order, and a status lists its reasons in it.
+    """
+    found = Found()
+    found.rows = sorted(keep_longest(rows), key=_writing_order)
+    for row in found.rows:
+        counter = found.venue if row["kind"] == "venue" else found.travel
+        counter[row["case_report_id"]] += 1
+    return found
+
+
+def keep_longest(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per contact, case resident, kind, place and start: the longest.
+
+    Rows that tie on the end are told apart by the case report and then by
+    the two records matched, so the choice never depends on the order the
+    rows arrive in. Every row sharing a key shares its place, so matching
+    split by place may keep the longest per part.
+    """
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         key = (
@@ -228,19 +253,29 @@ def find_exposures(
             row["starts_at"],
         )
         kept = best.get(key)
-        if kept is None or (row["ends_at"], row["case_report_id"]) > (
-            kept["ends_at"],
-            kept["case_report_id"],
-        ):
+        if kept is None or _preference(row) > _preference(kept):
             best[key] = row
-    found.rows = sorted(
-        best.values(),
-        key=lambda r: (r["case_report_id"], r["kind"], r["place"], r["starts_at"]),
+    return list(best.values())
+
+
+def _preference(row: dict[str, Any]) -> tuple[Any, ...]:
+    case, contact = row["provenance"]["case"], row["provenance"]["contact"]
+    if row["kind"] == "venue":
+        ours, theirs = case["checkinId"], contact["checkinId"]
+    else:
+        ours, theirs = case["segment"], contact["segment"]
+    return (row["ends_at"], row["case_report_id"], ours, theirs)
+
+
+def _writing_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    # After keep_longest, no two rows share all of these.
+    return (
+        row["case_report_id"],
+        row["kind"],
+        row["place"],
+        row["starts_at"],
+        row["resident_id"],
     )
-    for row in found.rows:
-        counter = found.venue if row["kind"] == "venue" else found.travel
-        counter[row["case_report_id"]] += 1
-    return found
 
 
 def _venue_exposures(
@@ -252,30 +287,65 @@ def _venue_exposures(
 ) -> list[dict[str, Any]]:
     if not windows:
         return []
-    # The case's own visits inside their window.
-    by_resident: defaultdict[int, list[CaseWindow]] = defaultdict(list)
-    for window in windows:
-        by_resident[window.resident_id].append(window)
-    latest = max(window.end for window in windows)
+    by_resident = windows_by_resident(windows)
     visit_rows = []
     residents = sorted(by_resident)
     for start in range(0, len(residents), ID_SLICE):
         chunk = residents[start : start + ID_SLICE]
         visit_rows += connection.execute(
-            sa.select(*_VISIT_COLUMNS).where(
-                Checkin.resident_id.in_(chunk),
-                Checkin.checked_in_at >= cutoff,
-                Checkin.checked_in_at < latest,
-            )
+            case_visits_query(windows, cutoff).where(Checkin.resident_id.in_(chunk))
         ).all()
     if not visit_rows:
         return []
     venues = _venue_facts(connection, {row[2] for row in visit_rows})
-    # One query interval per case visit, clipped to the window and extended
-    # by the decay after the case left.
-    cases: list[tuple[CaseWindow, Any, datetime, datetime, datetime, bool]] = []
+    cases = venue_queries(visit_rows, by_resident, venues, policy)
+    if not cases:
+        return []
+    candidates = _visits_at(connection, visit_ranges(cases, cutoff))
+    venues.update(
+        _venue_facts(connection, {row[2] for row in candidates} - set(venues))
+    )
+    if not candidates:
+        return []
+    return match_venue_visits(cases, candidates, venues, now, policy)
+
+
+#: One case visit clipped to a window: the window, the visit's row, the
+#: shared start and end, the end extended by the decay, and whether the
+#: visit had no check-out.
+VenueQuery = tuple[CaseWindow, Any, datetime, datetime, datetime, bool]
+
+
+def windows_by_resident(
+    windows: Iterable[CaseWindow],
+) -> defaultdict[int, list[CaseWindow]]:
+    by_resident: defaultdict[int, list[CaseWindow]] = defaultdict(list)
+    for window in windows:
+        by_resident[window.resident_id].append(window)
+    return by_resident
+
+
+def case_visits_query(windows: Sequence[CaseWindow], cutoff: datetime) -> Any:
+    """The visits that can be a case's own visits inside their window."""
+    latest = max(window.end for window in windows)
+    return sa.select(*_VISIT_COLUMNS).where(
+        Checkin.checked_in_at >= cutoff, Checkin.checked_in_at < latest
+    )
+
+
+def venue_queries(
+    visit_rows: Iterable[Any],
+    by_resident: dict[int, list[CaseWindow]],
+    venues: dict[int, tuple[timedelta, str]],
+    policy: TracingPolicy,
+) -> list[VenueQuery]:
+    """One query interval per case visit, clipped to the window and extended
+    by the decay after the case left."""
+    cases: list[VenueQuery] = []
     for row in visit_rows:
         cid, rid, vid, start_at, out, last = row
+        if rid not in by_resident:
+            continue
         end_at = _end(start_at, out, last, venues[vid][0])
         for window in by_resident[rid]:
             begins = max(start_at, window.start)
@@ -284,17 +354,22 @@ def _venue_exposures(
                 cases.append(
                     (window, row, begins, ends, ends + policy.decay, out is None)
                 )
-    if not cases:
-        return []
-    candidates = _visits_at(
-        connection,
-        [(row[2], begins - MAX_VISIT, reach) for _, row, begins, _, reach, _ in cases],
-        cutoff,
-    )
-    venues.update(
-        _venue_facts(connection, {row[2] for row in candidates} - set(venues))
-    )
-    if not candidates:
+    return cases
+
+
+def match_venue_visits(
+    cases: Sequence[VenueQuery],
+    candidates: Sequence[Any],
+    venues: dict[int, tuple[timedelta, str]],
+    now: datetime,
+    policy: TracingPolicy,
+) -> list[dict[str, Any]]:
+    """Exposures between the case visits and the candidate visits.
+
+    Only visits at the same venue can pair, so the candidates may be split
+    by venue and each part matched on its own.
+    """
+    if not cases or not candidates:
         return []
     count = len(candidates)
     c_id = np.fromiter((row[0] for row in candidates), np.int64, count)
@@ -382,16 +457,17 @@ _VISIT_COLUMNS = (
 )
 
 
-def _visits_at(
-    connection: Connection,
-    ranges: list[tuple[int, datetime, datetime]],
-    cutoff: datetime,
-) -> list[Any]:
-    """Visits at each venue that began inside one of its ranges.
+def visit_ranges(
+    cases: Sequence[VenueQuery], cutoff: datetime
+) -> list[tuple[int, datetime, datetime]]:
+    """Where and when a visit must begin to meet one of ``cases``.
 
-    Overlapping ranges of one venue are merged first, so no visit is read
-    twice; each range is one index range scan on (venue, check-in time).
+    Per venue, ``[low, high)`` ranges of check-in times, sorted and
+    disjoint: overlapping ranges are merged, so no visit is read twice.
     """
+    ranges = [
+        (row[2], begins - MAX_VISIT, reach) for _, row, begins, _, reach, _ in cases
+    ]
     merged: list[tuple[int, datetime, datetime]] = []
     for vid, low, high in sorted(ranges):
         low = max(low, cutoff)
@@ -401,6 +477,14 @@ def _visits_at(
             merged[-1] = (vid, merged[-1][1], max(merged[-1][2], high))
         else:
             merged.append((vid, low, high))
+    return merged
+
+
+def _visits_at(
+    connection: Connection, merged: list[tuple[int, datetime, datetime]]
+) -> list[Any]:
+    """Visits at each venue that began inside one of its ranges; each range
+    is one index range scan on (venue, check-in time)."""
     rows: list[Any] = []
     for start in range(0, len(merged), _RANGES_PER_QUERY):
         chunk = merged[start : start + _RANGES_PER_QUERY]
@@ -486,32 +570,18 @@ def _travel_exposures(
 ) -> list[dict[str, Any]]:
     if not windows:
         return []
-    by_resident: defaultdict[int, list[CaseWindow]] = defaultdict(list)
-    for window in windows:
-        by_resident[window.resident_id].append(window)
-    earliest = min(window.start for window in windows)
-    latest = max(window.end for window in windows)
+    by_resident = windows_by_resident(windows)
     segments = []
     residents = sorted(by_resident)
     for start in range(0, len(residents), ID_SLICE):
         chunk = residents[start : start + ID_SLICE]
         segments += connection.execute(
-            sa.select(*_SEGMENT_COLUMNS).where(
-                TravelSegment.resident_id.in_(chunk),
-                TravelSegment.dep_at < latest,
-                TravelSegment.arr_at > earliest,
-            )
+            journeys_query(windows).where(TravelSegment.resident_id.in_(chunk))
         ).all()
-    cases = []
-    for row in segments:
-        for window in by_resident[row[1]]:
-            begins = max(row[10], window.start)
-            ends = min(row[11], window.end)
-            if ends > begins:
-                cases.append((window, row, begins, ends))
+    cases = travel_queries(segments, by_resident)
     if not cases:
         return []
-    services = sorted({(row[7], row[6]) for _, row, *_ in cases})
+    services = travel_services(cases)
     candidates = []
     for start in range(0, len(services), _RANGES_PER_QUERY):
         chunk = services[start : start + _RANGES_PER_QUERY]
@@ -527,6 +597,58 @@ def _travel_exposures(
         candidates += connection.execute(
             sa.select(*_SEGMENT_COLUMNS).where(condition)
         ).all()
+    return match_journeys(cases, candidates, now, policy)
+
+
+#: One case journey clipped to a window: the window, the segment's row and
+#: the shared start and end.
+TravelQuery = tuple[CaseWindow, Any, datetime, datetime]
+
+
+def journeys_query(windows: Sequence[CaseWindow]) -> Any:
+    """The journeys that can meet a window: those under way inside one.
+
+    A case's own journeys are among them, and so is every journey that can
+    share time with one.
+    """
+    earliest = min(window.start for window in windows)
+    latest = max(window.end for window in windows)
+    return sa.select(*_SEGMENT_COLUMNS).where(
+        TravelSegment.dep_at < latest, TravelSegment.arr_at > earliest
+    )
+
+
+def travel_queries(
+    segments: Iterable[Any], by_resident: dict[int, list[CaseWindow]]
+) -> list[TravelQuery]:
+    cases: list[TravelQuery] = []
+    for row in segments:
+        for window in by_resident.get(row[1], ()):
+            begins = max(row[10], window.start)
+            ends = min(row[11], window.end)
+            if ends > begins:
+                cases.append((window, row, begins, ends))
+    return cases
+
+
+def travel_services(cases: Sequence[TravelQuery]) -> list[tuple[date, str]]:
+    """The (service date, number) of each case journey, sorted."""
+    return sorted({(row[7], row[6]) for _, row, *_ in cases})
+
+
+def match_journeys(
+    cases: Sequence[TravelQuery],
+    candidates: Sequence[Any],
+    now: datetime,
+    policy: TracingPolicy,
+) -> list[dict[str, Any]]:
+    """Exposures between the case journeys and the candidate journeys.
+
+    Only journeys of one service pair, so the candidates may be split by
+    service and each part matched on its own.
+    """
+    if not cases or not candidates:
+        return []
     # Dense codes for the service (mode, carrier, number, date) and carriage.
     codes: dict[tuple[Any, ...], int] = {}
     carriages: dict[str, int] = {}
@@ -726,7 +848,20 @@ def trace(
     windows = infectious_windows(connection, now, policy, case_ids)
     found = find_exposures(connection, windows, now, policy)
     report.find_seconds = time.perf_counter() - started
+    return record_exposures(session, windows, found, now, recolor, report)
 
+
+def record_exposures(
+    session: Session,
+    windows: Sequence[CaseWindow],
+    found: Found,
+    now: datetime,
+    recolor: Recolor,
+    report: TraceReport,
+) -> TraceReport:
+    """Write what tracing found and recolour the newly exposed, in
+    ``session``'s transaction; ``report`` gets the counts."""
+    connection = session.connection()
     started = time.perf_counter()
     written = write_exposures(connection, found.rows)
     report.write_seconds = time.perf_counter() - started

@@ -148,6 +148,15 @@ class RuleSet:
 
 def load_rule_set(source: str | Path = "default") -> RuleSet:
     """Load, validate and test a rule set: a shipped name or a file path."""
+    return parse_rule_set_text(rule_set_text(source))
+
+
+def rule_set_text(source: str | Path = "default") -> str:
+    """The text of a rule set document: a shipped name or a file path.
+
+    A batch job on other machines is given this text rather than the name,
+    so that every machine evaluates the very rules the job was started with.
+    """
     path = Path(source)
     if path.suffix == ".json" or path.exists():
         try:
@@ -165,6 +174,11 @@ def load_rule_set(source: str | Path = "default") -> RuleSet:
         if not shipped.is_file():
             raise InvalidRuleSet(f"No shipped rule set is named {source!r}.")
         text = shipped.read_text(encoding="utf-8")
+    return text
+
+
+def parse_rule_set_text(text: str) -> RuleSet:
+    """Validate and test the rule set that ``text`` holds."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
