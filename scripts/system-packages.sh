@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond Python: a CJK font for printed
-# paper-code cards, and Chromium for the browser tests of the pages. Installs what is missing when it can (root with apt-get);
+# paper-code cards, Chromium for the browser tests of the pages, and a Java
+# runtime for the Spark jobs. Installs what is missing when it can (root with apt-get);
 # otherwise says what is missing, and the tests that need it skip with that
 # reason.
 set -euo pipefail
 
-PACKAGES=(fonts-noto-cjk chromium)
+PACKAGES=(fonts-noto-cjk chromium openjdk-17-jre-headless)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -71,6 +71,9 @@ def _register() -> None:
     app.command("sunset")(sunset_command)
     audit_app.command("head")(audit_head_command)
     app.add_typer(privacy_app, name="privacy")
+    from healthcode.spark.cli import spark_app
+
+    app.add_typer(spark_app, name="spark")
     try:
         from healthcode.codes.cli import (
             bench_codes,

@@ -19,7 +19,7 @@ import random
 import resource
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -222,6 +222,22 @@ def build_population(
 
 
 @dataclass
+class SparkFigures:
+    """The same full recolour as a Spark job in local mode, on the same data."""
+
+    master: str
+    residents: int
+    export_seconds: float
+    job_seconds: float
+    import_seconds: float
+    written: int
+
+    @property
+    def seconds(self) -> float:
+        return self.export_seconds + self.job_seconds + self.import_seconds
+
+
+@dataclass
 class Figures:
     backend: str
     residents: int
@@ -230,6 +246,7 @@ class Figures:
     baseline_rate: float
     import_seconds: float = 0.0
     import_changed: int = 0
+    spark: SparkFigures | None = None
 
     @property
     def rate(self) -> float:
@@ -320,8 +337,42 @@ def _lab_file(path: Path, residents: int, count: int, now: datetime) -> Path:
     return path
 
 
+def spark_recolor(
+    console: Console, engine: Engine, now: datetime, spark: Any, master: str
+) -> SparkFigures:
+    """Time the Spark recolour's three steps on a database that the forked
+    pool has just recoloured at ``now``: every resident is evaluated again,
+    and since the statuses are already right, none should be written."""
+    from healthcode.status.spark import export_recolor, import_recolor, run_recolor
+
+    with tempfile.TemporaryDirectory() as folder:
+        snapshot, result = f"{folder}/snapshot", f"{folder}/result"
+        started = time.perf_counter()
+        with console.status("Spark: writing the snapshot"):
+            export_recolor(engine, snapshot, now)
+        exported = time.perf_counter()
+        summary = run_recolor(spark, snapshot, result, console=console)
+        ran = time.perf_counter()
+        with console.status("Spark: importing the result"):
+            report = import_recolor(engine, snapshot, result)
+        done = time.perf_counter()
+    return SparkFigures(
+        master,
+        summary["residents"],
+        exported - started,
+        ran - exported,
+        done - ran,
+        report.written,
+    )
+
+
 def run_backend(
-    console: Console, backend: str, url: str, residents: int, now: datetime
+    console: Console,
+    backend: str,
+    url: str,
+    residents: int,
+    now: datetime,
+    spark: tuple[Any, str] | None = None,
 ) -> Figures:
     engine = make_engine(url)
     migrate(engine)
@@ -338,6 +389,8 @@ def run_backend(
     with console.status(f"{backend}: plain per-resident loop on a sample"):
         baseline = plain_loop_rate(engine, now, min(BASELINE_SAMPLE, residents))
     figures = Figures(backend, count, seconds, peak, baseline)
+    if spark is not None:
+        figures.spark = spark_recolor(console, engine, now, *spark)
     figures.import_seconds, figures.import_changed = _timed_import(
         engine, residents, now
     )
@@ -382,6 +435,34 @@ def _iter_backends(
         yield "postgresql", url
 
 
+def _spark_lines() -> list[tuple[str, Callable[[Figures], str]]]:
+    def spark(shown: Callable[[SparkFigures], str]) -> Callable[[Figures], str]:
+        return lambda f: "-" if f.spark is None else shown(f.spark)
+
+    return [
+        ("Spark: master", spark(lambda s: s.master)),
+        ("Spark: snapshot export, s", spark(lambda s: f"{s.export_seconds:.2f}")),
+        ("Spark: job, s", spark(lambda s: f"{s.job_seconds:.2f}")),
+        ("Spark: import, s", spark(lambda s: f"{s.import_seconds:.2f}")),
+        (
+            "Spark: all three steps, residents/s",
+            spark(lambda s: f"{s.residents / s.seconds:,.0f}"),
+        ),
+        (
+            "Spark: ratio to the forked pool",
+            lambda f: (
+                "-"
+                if f.spark is None
+                else f"{(f.spark.residents / f.spark.seconds) / f.rate:.2f}x"
+            ),
+        ),
+        (
+            "Spark: statuses it rewrote (exact: 0)",
+            spark(lambda s: f"{s.written:,}"),
+        ),
+    ]
+
+
 def bench_recolor_command(
     residents: Annotated[int, typer.Option(help="Population size.")] = 200_000,
     postgres_url: Annotated[
@@ -391,18 +472,50 @@ def bench_recolor_command(
             " creates and drops."
         ),
     ] = DEFAULT_POSTGRES,
+    spark: Annotated[
+        bool,
+        typer.Option(
+            "--spark",
+            help="Also time the Spark recolour (local mode) on the same data.",
+        ),
+    ] = False,
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master for --spark.")
+    ] = "local[2]",
 ) -> None:
     """Residents per second for a full recolour, beside a plain per-resident loop."""
     console = Console()
     # Figures, not log lines, are what this command prints.
     configure(get_settings().log_format, logging.WARNING)
     now = datetime.now(UTC).replace(microsecond=0)
+    session = None
+    if spark:
+        from healthcode.spark.session import spark_session
+
+        with console.status(f"starting Spark on {spark_master}"):
+            started = time.perf_counter()
+            session = spark_session(spark_master, app_name="healthcode-bench")
+        console.print(
+            f"Spark session on {spark_master} started in"
+            f" {time.perf_counter() - started:.1f} s (not counted below)"
+        )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for backend, url in _iter_backends(
             console, Path(folder) / "bench.db", postgres_url
         ):
-            rows.append(run_backend(console, backend, url, residents, now))
+            rows.append(
+                run_backend(
+                    console,
+                    backend,
+                    url,
+                    residents,
+                    now,
+                    None if session is None else (session, spark_master),
+                )
+            )
+    if session is not None:
+        session.stop()
     table = Table("figure", *(fig.backend for fig in rows), title="recolour benchmark")
     lines = [
         ("residents", lambda f: f"{f.residents:,}"),
@@ -420,9 +533,18 @@ def bench_recolor_command(
         ),
         ("colours changed by them", lambda f: f"{f.import_changed:,}"),
     ]
+    if spark:
+        lines += _spark_lines()
     for label, shown in lines:
         table.add_row(label, *(shown(fig) for fig in rows))
     console.print(table)
+    if spark:
+        console.print(
+            "The Spark figures are local mode on this machine's cores: the same"
+            " work as the forked pool plus writing and reading the snapshot and"
+            " Spark's own overhead, so slower here; Spark pays where executors"
+            " on many machines share the evaluation."
+        )
     for fig in rows:
         verdicts = [
             ("≥ 30,000 residents/s", fig.rate >= 30_000),
