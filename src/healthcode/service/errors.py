@@ -173,6 +173,11 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     "certificate_trust_configuration": _unavailable(),
     # The demo is a command, never a request; reaching here is a bug.
     "demo_error": _ours(),
+    # The Spark jobs are commands too.
+    "spark_job_error": _ours(),
+    "spark_unavailable": _unavailable(),
+    "spark_snapshot_error": _ours(),
+    "spark_snapshot_outdated": ErrorAnswer(409),
     "demo_database_not_empty": _ours(),
     # Accounts and sign-in.
     "account_error": _ours(),
