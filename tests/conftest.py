@@ -16,9 +16,11 @@ reason printed in the header and the summary, when the variable is unset.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from healthcode.db import Base, make_engine, open_database
+
+# Sealed columns take their keys from HEALTHCODE_DATA_KEY_DIR. The suite
+# keeps them in a directory of its own, outside the working tree, which the
+# commands that tests start as child processes inherit.
+if "HEALTHCODE_DATA_KEY_DIR" not in os.environ:
+    _DATA_KEYS = tempfile.mkdtemp(prefix="healthcode-test-keys-")
+    os.environ["HEALTHCODE_DATA_KEY_DIR"] = _DATA_KEYS
+    atexit.register(shutil.rmtree, _DATA_KEYS, ignore_errors=True)
 
 POSTGRES_ENV = "HEALTHCODE_TEST_POSTGRES_URL"
 POSTGRES_SKIP = f"{POSTGRES_ENV} is not set, so the PostgreSQL tests do not run."

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from healthcode.feeds.services import ImportReport, import_feed
+from healthcode.identity.models import Resident
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # The import clock of every feed test: 2026-03-10 12:00 in Shanghai.
@@ -70,5 +71,6 @@ def registered(engine: Engine) -> Engine:
 
 
 def resident_id(engine: Engine, number: str) -> int:
-    found = rows(engine, "SELECT id FROM residents WHERE doc_number = :n", n=number)
-    return found[0][0]
+    query = sa.select(Resident.id).where(Resident.doc_number_index == number)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())

@@ -18,7 +18,7 @@ from healthcode.feeds.errors import UnknownFeedFormat, UnknownFeedKind
 from healthcode.feeds.models import FeedImport, LabResult
 from healthcode.feeds.services import NOT_REGISTERED, RowError
 from healthcode.identity.documents import mod11_2_check
-from healthcode.identity.models import Resident
+from healthcode.identity.models import Resident, personal_values
 
 from .conftest import (
     ANNA_PASSPORT,
@@ -61,7 +61,7 @@ def resident(engine: Engine, number: str) -> tuple:
         Resident.street,
         Resident.identity_state,
         Resident.identity_confirmed_at,
-    ).where(Resident.doc_number == number)
+    ).where(Resident.doc_number_index == number)
     with engine.connect() as connection:
         return tuple(connection.execute(query).one())
 
@@ -74,8 +74,7 @@ def add_pending_resident(engine: Engine, number: str, name: str) -> int:
             {
                 "doc_kind": "cn-id",
                 "doc_country": "",
-                "doc_number": number,
-                "name": name,
+                **personal_values(number, name, None),
                 "birth_date": None,
                 "region_code": None,
                 "street": None,

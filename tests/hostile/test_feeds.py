@@ -8,6 +8,7 @@ import tracemalloc
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from healthcode.feeds.errors import FeedError
@@ -15,6 +16,7 @@ from healthcode.feeds.formats import KINDS
 from healthcode.feeds.readers import BadLine, FeedFile
 from healthcode.feeds.services import RowError
 from healthcode.identity.documents import mod11_2_check
+from healthcode.identity.models import Resident
 
 from .conftest import (
     ANNA_PASSPORT,
@@ -450,7 +452,10 @@ def test_identity_feed_names_take_the_stored_form_of_registration(
     assert report.errors == [
         RowError(4, "name", "The name is longer than 64 characters.")
     ]
-    assert rows(engine, "SELECT doc_number, name FROM residents ORDER BY id") == [
+    query = sa.select(Resident.doc_number, Resident.name).order_by(Resident.id)
+    with engine.connect() as connection:
+        stored = [tuple(row) for row in connection.execute(query)]
+    assert stored == [
         (dotted, "阿依古丽\u00b7买买提"),
         (spaced, "Zhang San"),
     ]
@@ -487,13 +492,18 @@ def test_identity_answer_moved_to_another_document_unconfirms_the_first(
 
     assert report.committed
     assert report.updated == 1
-    assert rows(
-        registered,
-        "SELECT doc_number, identity_state, identity_confirmed_at IS NULL"
-        " FROM residents WHERE doc_number IN (:li, :stranger) ORDER BY id",
-        li=LI,
-        stranger=STRANGER,
-    ) == [(LI, "pending", True), (STRANGER, "confirmed", False)]
+    query = (
+        sa.select(
+            Resident.doc_number,
+            Resident.identity_state,
+            Resident.identity_confirmed_at.is_(None),
+        )
+        .where(Resident.doc_number_index.in_([LI, STRANGER]))
+        .order_by(Resident.id)
+    )
+    with registered.connect() as connection:
+        stored = [tuple(row) for row in connection.execute(query)]
+    assert stored == [(LI, "pending", True), (STRANGER, "confirmed", False)]
 
 
 # The sending department.

@@ -1,5 +1,9 @@
 """Accounts that sign in: residents' phones, officials, and API keys.
 
+The phone number is sealed and found through its keyed blind index
+``phone_index`` (see :mod:`healthcode.privacy.types`); setting ``phone``
+sets the index too.
+
 Sign-in codes and sessions are short-lived and live in a store (see
 :mod:`healthcode.accounts.stores`), not here.
 """
@@ -9,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from healthcode.db import Base, UTCDateTime
+from healthcode.privacy.types import BlindIndex, Sealed
 
 
 class Account(Base):
@@ -22,9 +27,14 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(
-        sa.String(20),
+        "phone_sealed",
+        Sealed("accounts.phone"),
+        comment="E.164 form, sealed. Personal data: never logged, never in a message.",
+    )
+    phone_index: Mapped[str] = mapped_column(
+        BlindIndex("accounts.phone"),
         unique=True,
-        comment="E.164 form. Personal data: never logged, never in a message.",
+        comment="Keyed HMAC of the E.164 number, to find the account by phone.",
     )
     resident_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("residents.id"),
@@ -33,6 +43,11 @@ class Account(Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @validates("phone")
+    def _index_phone(self, _key: str, phone: str) -> str:
+        self.phone_index = phone
+        return phone
 
 
 class Official(Base):

@@ -298,7 +298,7 @@ def verify_sign_in_code(
     store.delete(f"sign-in:{digest}")
     store.delete(f"sign-in-fails:{digest}")
     account = session.scalars(
-        sa.select(Account).where(Account.phone == number)
+        sa.select(Account).where(Account.phone_index == number)
     ).one_or_none()
     if account is None:
         account = Account(phone=number, created_at=now)

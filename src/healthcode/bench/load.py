@@ -277,14 +277,28 @@ def _name(index: int) -> str:
 
 
 def _resident_rows(count: int, at: str) -> Iterator[str]:
+    from healthcode.identity.models import PERSONAL_COLUMNS, stored_personal_values
+
     for index in range(1, count + 1):
         number = identity_number(index)
-        name = _name(index)
-        born = f"{number[6:10]}-{number[10:12]}-{number[12:14]}"
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+        stored = stored_personal_values(number, _name(index), born)
+        personal = "\t".join(stored[key] or "\\N" for key in PERSONAL_COLUMNS)
         yield (
-            f"{index}\tcn-id\t\t{number}\t{name}\t{born}\t{COUNTY}\t\\N"
+            f"{index}\tcn-id\t\t{personal}\t{born.isoformat()}\t{COUNTY}\t\\N"
             f"\tconfirmed\t{at}\t{at}\n"
         )
+
+
+def _account_rows(count: int, at: str) -> Iterator[str]:
+    from healthcode.accounts.models import Account
+
+    columns = Account.__table__.c
+    for index in range(1, count + 1):
+        phone = f"+8613{index:09d}"
+        sealed = columns.phone_sealed.type.process_bind_param(phone, None)
+        indexed = columns.phone_index.type.process_bind_param(phone, None)
+        yield f"{index}\t{sealed}\t{indexed}\t{index}\t{at}\n"
 
 
 def create_database(admin_url: str = ADMIN_URL) -> str:
@@ -328,7 +342,8 @@ def load_population(url: str, residents: int, accounts: int, now: datetime) -> N
     plain = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain) as connection, connection.cursor() as cursor:
         with cursor.copy(
-            "COPY residents (id, doc_kind, doc_country, doc_number, name,"
+            "COPY residents (id, doc_kind, doc_country, doc_number_sealed,"
+            " doc_number_index, name_sealed, name_index, name_year_index,"
             " birth_date, region_code, street, identity_state,"
             " identity_confirmed_at, registered_at) FROM STDIN"
         ) as copy:
@@ -362,13 +377,10 @@ def load_population(url: str, residents: int, accounts: int, now: datetime) -> N
             (*sample, residents),
         )
         with cursor.copy(
-            "COPY accounts (id, phone, resident_id, created_at) FROM STDIN"
+            "COPY accounts (id, phone_sealed, phone_index, resident_id, created_at)"
+            " FROM STDIN"
         ) as copy:
-            copy.write(
-                "".join(
-                    f"{i}\t+8613{i:09d}\t{i}\t{at}\n" for i in range(1, accounts + 1)
-                )
-            )
+            copy.write("".join(_account_rows(accounts, at)))
         cursor.execute("SELECT setval('accounts_id_seq', %s)", (accounts,))
         cursor.execute("ANALYZE")
 
@@ -582,29 +594,36 @@ def bench_load_command(
     prefix = f"healthcode-bench-{uuid.uuid4().hex[:8]}:"
     url = create_database()
     server = None
+    from healthcode.privacy.crypto import DataKeys
+    from healthcode.privacy.types import using_keys
+
     with tempfile.TemporaryDirectory(prefix="healthcode-bench-") as keys:
+        # The service's processes open what the population was sealed with.
+        data_key_dir = Path(keys) / "data-keys"
         try:
             started = time.perf_counter()
-            load_population(url, residents, accounts, now)
-            typer.echo(
-                f"population: {residents} residents copied in"
-                f" {time.perf_counter() - started:.1f} s"
-            )
-            fixture = make_fixture(
-                url,
-                REDIS_URL,
-                prefix,
-                Path(keys),
-                now,
-                accounts,
-                min(residents, 50_000),
-            )
+            with using_keys(DataKeys(data_key_dir)):
+                load_population(url, residents, accounts, now)
+                typer.echo(
+                    f"population: {residents} residents copied in"
+                    f" {time.perf_counter() - started:.1f} s"
+                )
+                fixture = make_fixture(
+                    url,
+                    REDIS_URL,
+                    prefix,
+                    Path(keys),
+                    now,
+                    accounts,
+                    min(residents, 50_000),
+                )
             port = free_port()
             env = {
                 "HEALTHCODE_DATABASE_URL": url,
                 "HEALTHCODE_REDIS_URL": REDIS_URL,
                 "HEALTHCODE_REDIS_PREFIX": prefix,
                 "HEALTHCODE_KEY_DIR": keys,
+                "HEALTHCODE_DATA_KEY_DIR": str(data_key_dir),
                 "HEALTHCODE_REGION": REGION,
                 "HEALTHCODE_LOG_FORMAT": "json",
             }

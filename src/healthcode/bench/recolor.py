@@ -45,7 +45,7 @@ from healthcode.feeds.models import (
     Vaccination,
 )
 from healthcode.identity.documents import mod11_2_check
-from healthcode.identity.models import Resident
+from healthcode.identity.models import Resident, personal_values
 from healthcode.log import configure
 from healthcode.status.engine import evaluate
 from healthcode.status.facts import ResidentRecords, build_facts
@@ -123,8 +123,7 @@ def build_population(
                     "id": rid,
                     "doc_kind": "cn-id",
                     "doc_country": "",
-                    "doc_number": number,
-                    "name": "居民",
+                    **personal_values(number, "居民", born),
                     "birth_date": born,
                     "region_code": number[:6],
                     "street": None,

@@ -56,6 +56,7 @@ from healthcode.checkins.models import Checkin, Exposure
 from healthcode.checkins.reference import reference_exposures
 from healthcode.checkins.tracing import TracingPolicy, infectious_windows, trace
 from healthcode.db import make_engine, migrate, postgres_reachable, throwaway_postgres
+from healthcode.identity.models import Resident, stored_personal_values
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: The bench's clock: noon in Shanghai on the day after the generated days.
@@ -452,14 +453,22 @@ def _load_residents(
 
     label = active_rule_set().label
 
+    # Every bench resident bears the same name, so it is sealed and indexed
+    # once; each number is sealed and indexed on its own.
+    name = stored_personal_values("E000000000", "居民", None)
+    seal = Resident.__table__.c.doc_number_sealed.type.process_bind_param
+    index = Resident.__table__.c.doc_number_index.type.process_bind_param
+
     def residents(start: int, end: int) -> list[tuple[Any, ...]]:
         return [
             (
                 rid,
                 "passport",
                 "CHN",
-                f"E{rid:09d}",
-                "居民",
+                seal(f"E{rid:09d}", None),
+                index(f"E{rid:09d}", None),
+                name["name_sealed"],
+                name["name_index"],
                 DISTRICTS[rid % len(DISTRICTS)],
                 "confirmed",
                 registered,
@@ -480,8 +489,10 @@ def _load_residents(
             "id",
             "doc_kind",
             "doc_country",
-            "doc_number",
-            "name",
+            "doc_number_sealed",
+            "doc_number_index",
+            "name_sealed",
+            "name_index",
             "region_code",
             "identity_state",
             "identity_confirmed_at",

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -62,7 +62,8 @@ from healthcode.feeds.readers import BadLine, FeedFile, RawRow, column_like
 from healthcode.identity import divisions
 from healthcode.identity.documents import Document, parse_document
 from healthcode.identity.errors import InvalidDocument
-from healthcode.identity.models import Resident
+from healthcode.identity.models import Resident, name_values, personal_values
+from healthcode.privacy.types import data_keys
 
 __all__ = [
     "NOT_REGISTERED",
@@ -539,13 +540,13 @@ class _Import:
             row = _identity(candidate)
             document = candidate.document
             assert document is not None
+            born = row.birth_date or document.birth_date
             rows.append(
                 {
                     "doc_kind": key[0],
                     "doc_country": key[1],
-                    "doc_number": key[2],
-                    "name": row.name,
-                    "birth_date": row.birth_date or document.birth_date,
+                    **personal_values(key[2], row.name, born),
+                    "birth_date": born,
                     "region_code": row.region_code,
                     "street": row.street,
                     "identity_state": row.outcome,
@@ -624,11 +625,12 @@ class _Import:
                 continue
             row = _identity(candidate)
             assert candidate.document is not None
-            values["name"] = row.name
             values["region_code"] = row.region_code
             values["_birth_date"] = row.birth_date or candidate.document.birth_date
             values["_street"] = row.street
+            values["_name"] = row.name
             confirming.append(values)
+        self._name_with_birth_date(confirming)
         residents = Resident.__table__
         statement = sa.update(residents).where(
             residents.c.id == sa.bindparam("_resident")
@@ -647,6 +649,21 @@ class _Import:
                 ),
             )
             self.session.execute(statement, confirming)
+
+    def _name_with_birth_date(self, confirming: list[dict[str, Any]]) -> None:
+        # The partial name key holds the birth year, and a confirming record
+        # without a birth date keeps the one the resident has.
+        residents = Resident.__table__
+        missing = [v["_resident"] for v in confirming if v["_birth_date"] is None]
+        held: dict[int, date | None] = {}
+        for chunk in _slices(missing):
+            query = sa.select(residents.c.id, residents.c.birth_date).where(
+                residents.c.id.in_(chunk)
+            )
+            held.update(self.session.execute(query).tuples())
+        for values in confirming:
+            born = values["_birth_date"] or held.get(values["_resident"])
+            values.update(name_values(values.pop("_name"), born))
 
     def _residents_near(
         self, areas: list[tuple[str, datetime, datetime | None]]
@@ -888,26 +905,37 @@ def _refused(report: ImportReport) -> None:
 def residents_by_key(
     session: Session, keys: Iterable[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], int]:
-    """Resident ids for (kind, country, number) keys; unknown keys are absent."""
+    """Resident ids for (kind, country, number) keys; unknown keys are absent.
+
+    Numbers are looked up by their blind index, computed here once for each,
+    so that the index found tells which asked number it was.
+    """
     # Grouped by kind and country so that every query can use the unique
-    # index on (doc_kind, doc_country, doc_number) from its first column.
-    groups: dict[tuple[str, str], set[str]] = {}
+    # index on (doc_kind, doc_country, doc_number_index) from its first column.
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    keys_now = data_keys()
     for key in keys:
         kind, country, number = key
-        groups.setdefault((kind, country), set()).add(number)
+        indexes = groups.setdefault((kind, country), {})
+        indexes[keys_now.index(number, _DOC_INDEX.type.purpose)] = number
     residents = Resident.__table__
     found: dict[tuple[str, str, str], int] = {}
     for (kind, country), numbers in groups.items():
         rows = _matching(
             session,
-            (residents.c.id, residents.c.doc_number),
+            (residents.c.id, sa.type_coerce(_DOC_INDEX, sa.String(64))),
             [residents.c.doc_kind == kind, residents.c.doc_country == country],
-            residents.c.doc_number,
+            sa.type_coerce(_DOC_INDEX, sa.String(64)),
             sorted(numbers),
+            table=residents,
         )
-        for rid, number in rows:
-            found[(kind, country, number)] = rid
+        for rid, index in rows:
+            found[(kind, country, numbers[index])] = rid
     return found
+
+
+# The stored index itself: the numbers are indexed above, once each.
+_DOC_INDEX = Resident.__table__.c.doc_number_index
 
 
 def _matching(
@@ -916,6 +944,8 @@ def _matching(
     conditions: list[Any],
     key: Any,
     values: Sequence[Any],
+    *,
+    table: Any = None,
 ) -> Iterator[Any]:
     """Rows whose ``key`` column holds one of ``values``, in few round trips.
 
@@ -935,7 +965,11 @@ def _matching(
         )
         query = (
             sa.select(*columns)
-            .select_from(key.table.join(wanted, key == wanted.c.value))
+            .select_from(
+                (key.table if table is None else table).join(
+                    wanted, key == wanted.c.value
+                )
+            )
             .where(*conditions)
         )
         yield from session.execute(query, {"wanted": list(values)})

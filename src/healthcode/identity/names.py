@@ -16,10 +16,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 
 from healthcode.identity.errors import InvalidName
 
-__all__ = ["MAX_NAME_LENGTH", "mask_name", "normalize_name", "search_key"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "mask_name",
+    "name_year_key",
+    "normalize_name",
+    "search_key",
+]
 
 #: The longest name we store, in code points.
 MAX_NAME_LENGTH = 64
@@ -142,6 +149,21 @@ def search_key(name: str) -> str:
     text = normalize_name(name).casefold()
     text = unicodedata.normalize("NFC", text)
     return text.replace(" ", "").replace(MIDDLE_DOT, "")
+
+
+def name_year_key(name: str, born: date | None) -> str | None:
+    """Return the partial key of a name: its first letter and the birth year.
+
+    The first letter of the search key is, for a Han name, the first
+    character of the surname (张 of 张伟), and for a name written surname
+    first in Latin letters (ZHANG Wei) its initial. With the birth year it
+    narrows a search to the people born that year whose name begins so,
+    whose names are then opened and compared in full. None without a birth
+    date: such a resident is found by their full name alone.
+    """
+    if born is None:
+        return None
+    return f"{search_key(name)[0]}:{born.year:04d}"
 
 
 def _mask_part(part: str) -> str:

@@ -9,7 +9,7 @@ a blank screen.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 import structlog
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from healthcode.identity.documents import Document
 from healthcode.identity.errors import AlreadyRegistered, UnknownResident
 from healthcode.identity.models import Resident
-from healthcode.identity.names import normalize_name, search_key
+from healthcode.identity.names import name_year_key, normalize_name, search_key
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ def find_resident(session: Session, document: Document) -> Resident | None:
         sa.select(Resident).where(
             Resident.doc_kind == kind,
             Resident.doc_country == country,
-            Resident.doc_number == number,
+            Resident.doc_number_index == number,
         )
     ).one_or_none()
 
@@ -76,37 +76,30 @@ def register_resident(
     return resident
 
 
-def search_by_name(session: Session, name: str, *, limit: int = 50) -> list[Resident]:
-    """Residents whose name matches ``name`` exactly, in any Unicode form.
+def search_by_name(
+    session: Session, name: str, *, born_in: int | None = None, limit: int = 50
+) -> list[Resident]:
+    """Residents found by name, through the name's blind indexes.
 
-    The comparison is on :func:`search_key` (NFC, case-folded, without spaces
-    or middle dots), computed in Python, so a name with characters beyond the
-    Basic Multilingual Plane matches the same way as any other.
+    Without ``born_in``, the residents whose full name has the search key of
+    ``name`` (:func:`search_key`: NFC, case-folded, without spaces or middle
+    dots), in any Unicode form: one indexed look-up. With ``born_in``, the
+    residents born that year whose name begins with ``name`` (a surname, or
+    a full name): the index of the first letter and the year gives the
+    candidates, whose names are opened and compared here. A part of a name
+    from its middle, or a misspelling, finds nobody: the database holds no
+    name in clear to compare with.
     """
     wanted = search_key(name)
+    if born_in is None:
+        query = sa.select(Resident).where(Resident.name_index == wanted)
+        return list(session.scalars(query.order_by(Resident.id).limit(limit)))
+    partial = name_year_key(name, date(born_in, 12, 31))
+    query = sa.select(Resident).where(Resident.name_year_index == partial)
     found = []
-    # The LIKE on one character narrows the scan but is still a scan of the
-    # name column; at city scale this wants an indexed search key (a keyed
-    # blind index once names are encrypted at rest). LIKE compares case on
-    # PostgreSQL, and beyond ASCII on SQLite, so the character is looked for
-    # in each of its cases; the exact comparison is the search key's.
-    narrow = sa.or_(
-        *(Resident.name.like(f"%{variant}%") for variant in _first_chars(name))
-    )
-    for resident in session.scalars(sa.select(Resident).where(narrow)):
-        if search_key(resident.name) == wanted:
+    for resident in session.scalars(query.order_by(Resident.id)):
+        if search_key(resident.name).startswith(wanted):
             found.append(resident)
             if len(found) >= limit:
                 break
     return found
-
-
-def _first_chars(name: str) -> list[str]:
-    normalised = normalize_name(name)
-    first = normalised[0]
-    # LIKE treats these as wildcards; a name never needs them, but a search
-    # string must not turn into "match everyone".
-    if first in "%_\\":
-        return [""]
-    cases = {first, first.lower(), first.upper(), first.title(), first.casefold()}
-    return sorted(cases)

@@ -424,14 +424,15 @@ def search_residents(
     *,
     document: Document | None = None,
     name: str | None = None,
+    born_in: int | None = None,
     limit: int = 20,
 ) -> list[Resident]:
-    """Residents by exact document, or by name in any Unicode form."""
+    """Residents by exact document, or by name (see :func:`search_by_name`)."""
     if document is not None and name is None:
         found = find_resident(session, document)
         return [] if found is None else [found]
     if name is not None and document is None:
-        return search_by_name(session, name, limit=limit)
+        return search_by_name(session, name, born_in=born_in, limit=limit)
     raise InvalidSearch("Search by a document or by a name, one of the two.")
 
 

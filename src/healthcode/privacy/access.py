@@ -56,7 +56,17 @@ RECORD_KINDS: dict[str, Any] = {
 
 # Columns that say nothing to the person: how the importer tells a resent
 # record from a corrected one.
-_INTERNAL = frozenset({"content_hash"})
+# Keyed blind indexes are the database's means of finding a value, not data
+# about the resident: the values themselves are shown, opened, instead.
+_INTERNAL = frozenset(
+    {
+        "content_hash",
+        "doc_number_index",
+        "name_index",
+        "name_year_index",
+        "phone_index",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,10 @@ def purge_command(
 
     Check-ins go after HEALTHCODE_CHECKIN_RETENTION_DAYS, declarations after
     HEALTHCODE_DECLARATION_RETENTION_DAYS, expired sign-in codes from the
-    file sender's file, and audit entries after HEALTHCODE_AUDIT_RETENTION_DAYS
-    behind a signed seal. Exits with 1 when a kind could not be purged.
+    file sender's file, audit entries after HEALTHCODE_AUDIT_RETENTION_DAYS
+    behind a signed seal, and lab results, vaccinations, released cases,
+    ended quarantine orders and journeys after their own periods. Exits with
+    1 when a kind could not be purged.
     """
     from healthcode.config import get_settings
     from healthcode.db import open_database
@@ -371,3 +373,60 @@ def rotate_keys_command(
     if report.retired:
         retired = ", ".join(str(version) for version in report.retired)
         console.print(f"Deleted data keys no value uses any more: {retired}.")
+
+
+@privacy_app.command("reindex")
+def reindex_command(
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key",
+            help="First put a new blind index key in place (the old one is kept"
+            " as index.key.old).",
+        ),
+    ] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Rows per transaction.")
+    ] = 1000,
+) -> None:
+    """Compute every blind index again, after the index key changed.
+
+    Stop the service first: a look-up during the re-index misses the rows
+    already changed. Interrupted, run it again without --new-key.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from healthcode.db import open_database
+    from healthcode.privacy.config import get_privacy_settings
+    from healthcode.privacy.crypto import DataKeys
+    from healthcode.privacy.rotation import reindex
+
+    keys = DataKeys(get_privacy_settings().data_key_dir)
+    console = Console()
+    try:
+        engine = open_database(must_exist=True)
+        try:
+            if new_key:
+                keys.new_index_key()
+            with Progress(
+                TextColumn("{task.description:<32}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def advance(table: str, done: int, total: int) -> None:
+                    if table not in tasks:
+                        tasks[table] = bar.add_task(table, total=total)
+                    bar.update(tasks[table], completed=done, total=total)
+
+                done = reindex(engine, keys, batch=batch, progress=advance)
+        finally:
+            engine.dispose()
+    except HealthcodeError as exc:
+        raise _fail(exc) from None
+    table = Table("table", "rows indexed", title="blind indexes")
+    for name, count in done.items():
+        table.add_row(name, str(count))
+    console.print(table)

@@ -25,7 +25,10 @@ import hashlib
 import hmac
 import os
 import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
@@ -45,6 +48,11 @@ log = structlog.get_logger(__name__)
 
 KEY_SIZE = 32
 NONCE_SIZE = 12
+# How long a process trusts its reading of ``current``. Another process (the
+# server's rotation job, or the command run beside a running server) may make
+# a new key current; values sealed meanwhile with the one before still open,
+# and the rotation's walk re-seals them before that key can go.
+_RECHECK_SECONDS = 5.0
 _SEALED = re.compile(r"v([1-9][0-9]{0,5}):([A-Za-z0-9_-]+)")
 
 
@@ -64,20 +72,28 @@ class DataKeys:
     def __init__(self, data_key_dir: Path | str) -> None:
         self.directory = Path(data_key_dir) / "data"
         self._index: bytes | None = None
+        self._macs: dict[str, Any] = {}
         self._seals: dict[int, AESGCM] = {}
         self._current: int | None = None
+        self._checked = 0.0
 
     # The keys.
 
     def _load(self) -> None:
         if self._current is not None:
+            if time.monotonic() - self._checked > _RECHECK_SECONDS:
+                self._current = self._read_current()
             return
         if not (self.directory / "current").exists():
             self._create()
         self._index = self._read("index.key", "The blind index key")
+        self._current = self._read_current()
+
+    def _read_current(self) -> int:
+        self._checked = time.monotonic()
         text = read_private(self.directory / "current", "The current seal version")
         try:
-            self._current = int(text.decode("ascii").strip())
+            return int(text.decode("ascii").strip())
         except ValueError:
             raise DataKeyError(
                 f"The file {self.directory / 'current'} does not name a key version."
@@ -114,6 +130,12 @@ class DataKeys:
         self._load()
         return int(self._current or 0)
 
+    def current_since(self) -> datetime:
+        """When the current key was made current (the ``current`` file's time)."""
+        self._load()
+        made = (self.directory / "current").stat().st_mtime
+        return datetime.fromtimestamp(made, UTC)
+
     def versions(self) -> list[int]:
         """Every key version in the directory, oldest first."""
         self._load()
@@ -134,6 +156,19 @@ class DataKeys:
         log.info("data_key_rotated", version=version)
         return version
 
+    def new_index_key(self) -> None:
+        """Put a new blind index key in place; the old one goes to ``index.key.old``.
+
+        Every blind index must then be computed again (see
+        :func:`healthcode.privacy.rotation.reindex`), with the service stopped.
+        """
+        self._load()
+        os.replace(self.directory / "index.key", self.directory / "index.key.old")
+        write_private(self.directory / "index.key", os.urandom(KEY_SIZE))
+        self._index = self._read("index.key", "The blind index key")
+        self._macs.clear()
+        log.info("index_key_replaced", directory=str(self.directory))
+
     def retire(self, version: int) -> None:
         """Delete an old seal key; values sealed with it no longer open."""
         if version == self.current:
@@ -152,9 +187,17 @@ class DataKeys:
         The purpose is part of the message, so the index of a number in one
         column says nothing about the same text in another.
         """
-        self._load()
-        message = purpose.encode("utf-8") + b"\x00" + value.encode("utf-8")
-        return hmac.new(self._index or b"", message, hashlib.sha256).hexdigest()
+        mac = self._macs.get(purpose)
+        if mac is None:
+            self._load()
+            prefix = purpose.encode("utf-8") + b"\x00"
+            mac = hmac.new(self._index or b"", prefix, hashlib.sha256)
+            self._macs[purpose] = mac
+        # A copy of the keyed state after the purpose: the same HMAC as over
+        # purpose and value together, without keying it again for each value.
+        fresh = mac.copy()
+        fresh.update(value.encode("utf-8"))
+        return fresh.hexdigest()
 
     def seal(self, value: str, context: str) -> str:
         """``value`` sealed with the current key, bound to ``context``."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -22,9 +23,15 @@ from sqlalchemy.engine import Engine
 
 from healthcode.db import Base
 from healthcode.privacy.crypto import DataKeys
-from healthcode.privacy.types import Sealed
+from healthcode.privacy.types import Sealed, using_keys
 
-__all__ = ["RotationReport", "SealedColumn", "rotate_keys", "sealed_columns"]
+__all__ = [
+    "RotationReport",
+    "SealedColumn",
+    "reindex",
+    "rotate_keys",
+    "sealed_columns",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -176,3 +183,106 @@ def _retire_unused(
             keys.retire(version)
             retired.append(version)
     return retired
+
+
+def reindex(
+    engine: Engine,
+    keys: DataKeys,
+    *,
+    batch: int = 1000,
+    progress: Progress | None = None,
+) -> dict[str, int]:
+    """Compute every blind index again from the sealed values, with ``keys``.
+
+    For a new index key (:meth:`DataKeys.new_index_key`): each resident's
+    number and name and each account's phone are opened and indexed anew, a
+    batch per transaction. Run it with the service stopped, since a look-up
+    meanwhile misses the rows already changed; interrupted, run it again
+    (an index is the same however often it is computed).
+    """
+    from healthcode.accounts.models import Account
+    from healthcode.identity.models import Resident, stored_personal_values
+
+    residents = Resident.__table__.c
+    accounts = Account.__table__.c
+
+    def resident_indexes(row: sa.Row[Any]) -> dict[str, Any]:
+        number = keys.open(row.doc_number_sealed, "residents.doc_number")
+        name = keys.open(row.name_sealed, "residents.name")
+        stored = stored_personal_values(number, name, row.birth_date)
+        return {key: value for key, value in stored.items() if key.endswith("_index")}
+
+    def account_indexes(row: sa.Row[Any]) -> dict[str, Any]:
+        phone = keys.open(row.phone_sealed, "accounts.phone")
+        return {"phone_index": keys.index(phone, "accounts.phone")}
+
+    walks = [
+        (
+            "residents",
+            [
+                residents.id,
+                residents.doc_number_sealed,
+                residents.name_sealed,
+                residents.birth_date,
+            ],
+            ["doc_number_index", "name_index", "name_year_index"],
+            resident_indexes,
+        ),
+        (
+            "accounts",
+            [accounts.id, accounts.phone_sealed],
+            ["phone_index"],
+            account_indexes,
+        ),
+    ]
+    done: dict[str, int] = {}
+    with using_keys(keys):
+        for name, columns, indexes, compute in walks:
+            done[name] = _reindex_table(
+                engine, name, columns, indexes, compute, batch, progress
+            )
+            log.info("table_reindexed", table=name, rows=done[name])
+    return done
+
+
+def _reindex_table(
+    engine: Engine,
+    name: str,
+    columns: list[Any],
+    indexes: list[str],
+    compute: Callable[[sa.Row[Any]], dict[str, Any]],
+    batch: int,
+    progress: Progress | None,
+) -> int:
+    # Raw columns: the values are sealed and indexed already, by hand.
+    raw = sa.table(name, sa.column("id"), *(sa.column(key) for key in indexes))
+    key = columns[0]
+    stored = [
+        sa.type_coerce(c, sa.Text).label(c.name) if isinstance(c.type, Sealed) else c
+        for c in columns
+    ]
+    with engine.connect() as connection:
+        total = int(
+            connection.scalar(sa.select(sa.func.count()).select_from(key.table)) or 0
+        )
+    update = (
+        sa.update(raw)
+        .where(raw.c.id == sa.bindparam("_id"))
+        .values({k: sa.bindparam(k) for k in indexes})
+    )
+    done, last = 0, None
+    while True:
+        query = sa.select(*stored).order_by(key).limit(batch)
+        if last is not None:
+            query = query.where(key > last)
+        with engine.begin() as connection:
+            rows = connection.execute(query).all()
+            if not rows:
+                return done
+            connection.execute(
+                update, [{"_id": row.id, **compute(row)} for row in rows]
+            )
+        done += len(rows)
+        last = rows[-1].id
+        if progress is not None:
+            progress(name, done, total)

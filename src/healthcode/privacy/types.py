@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 from healthcode.privacy.crypto import DataKeys
@@ -29,15 +31,22 @@ _INSTALLED: list[DataKeys] = []
 
 
 @functools.cache
-def _configured() -> DataKeys:
-    from healthcode.privacy.config import get_privacy_settings
-
-    return DataKeys(get_privacy_settings().data_key_dir)
+def _in_directory(directory: str) -> DataKeys:
+    return DataKeys(directory)
 
 
 def data_keys() -> DataKeys:
-    """The keys columns seal and index with now."""
-    return _INSTALLED[-1] if _INSTALLED else _configured()
+    """The keys columns seal and index with now.
+
+    The configured directory is looked up on every call (the settings are
+    read once), so that a process whose settings are read again, as the
+    commands' tests do, seals with the directory it is configured with.
+    """
+    if _INSTALLED:
+        return _INSTALLED[-1]
+    from healthcode.privacy.config import get_privacy_settings
+
+    return _in_directory(get_privacy_settings().data_key_dir)
 
 
 @contextmanager
@@ -68,11 +77,51 @@ class BlindIndex(TypeDecorator[str]):
         return data_keys().index(value, self.purpose)
 
 
+_TEXT_MATCHES = frozenset(
+    {
+        operators.contains_op,
+        operators.startswith_op,
+        operators.endswith_op,
+        operators.match_op,
+    }
+)
+
+
+def _refuse_comparison(op: Any, other: tuple[Any, ...]) -> None:
+    # Comparing with another column is left alone: SQLAlchemy itself compares
+    # a column with its annotated copies when it maps result columns.
+    if op in (operators.is_, operators.is_not):
+        return
+    if all(isinstance(item, ClauseElement) for item in other):
+        return
+    if operators.is_comparison(op) or op in _TEXT_MATCHES:
+        raise TypeError(
+            "A sealed column cannot be compared in SQL; look the value up"
+            " through its blind index."
+        )
+
+
 class Sealed(TypeDecorator[str]):
-    """A value sealed with AES-GCM, bound to ``context`` (its table and column)."""
+    """A value sealed with AES-GCM, bound to ``context`` (its table and column).
+
+    A sealed column refuses comparison in SQL: each sealing of a value is
+    different, so ``sealed == value`` would quietly match nothing. A look-up
+    goes through the column's blind index; only a test for null is allowed.
+    """
 
     impl = sa.Text
     cache_ok = True
+
+    class Comparator(TypeDecorator.Comparator[str]):  # type: ignore[name-defined]
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            _refuse_comparison(op, other)
+            return super().operate(op, *other, **kwargs)
+
+        def reverse_operate(self, op: Any, other: Any, **kwargs: Any) -> Any:
+            _refuse_comparison(op, (other,))
+            return super().reverse_operate(op, other, **kwargs)
+
+    comparator_factory = Comparator
 
     def __init__(self, context: str) -> None:
         super().__init__()

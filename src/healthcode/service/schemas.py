@@ -439,6 +439,13 @@ class SearchRequest(Request):
     name: (
         Annotated[str, StringConstraints(min_length=1, max_length=200), Storable] | None
     ) = None
+    born_in: int | None = Field(
+        default=None,
+        ge=1900,
+        le=2100,
+        description="With a name: the residents born this year whose name begins"
+        " with it (a surname, say). Without: the exact full name.",
+    )
     purpose: Purpose = Field(description="Why: kept in the audit log.")
 
 

@@ -324,7 +324,9 @@ def search(
 ) -> list[ResidentFound]:
     """Find residents by document or by name; the purpose is audited."""
     document = document_of(body.document, rt, now) if body.document else None
-    found = search_residents(session, document=document, name=body.name)
+    found = search_residents(
+        session, document=document, name=body.name, born_in=body.born_in
+    )
     answers = [
         ResidentFound(
             resident_id=resident.id,
