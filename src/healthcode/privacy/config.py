@@ -36,6 +36,21 @@ class PrivacySettings(BaseSettings):
     # The audit log is kept long enough for appeals and reviews of officials'
     # conduct, then purged behind a signed seal.
     audit_retention_days: int = 730
+    # Authoritative records, counted from the moment each stops mattering:
+    # a test from its sample, a dose from its giving, a case from its release
+    # and an order from its end (neither goes while still active), a journey
+    # from its arrival. Each must outlast the longest lookback of the active
+    # rule set and of tracing, plus a margin; RetentionPolicy.configured
+    # refuses a shorter one.
+    lab_result_retention_days: int = 90
+    vaccination_retention_days: int = 1095
+    case_retention_days: int = 180
+    quarantine_order_retention_days: int = 90
+    journey_retention_days: int = 60
+    # How old the current data key may grow before the server's rotation
+    # job makes a new one and re-seals every value with it; 0 leaves
+    # rotation to `healthcode privacy rotate-keys`.
+    data_key_rotation_days: int = 180
     # The local time at which the server's daily job purges and seals.
     daily_job_at: str = "03:30"
     daily_job: bool = True
@@ -52,6 +67,26 @@ class PrivacySettings(BaseSettings):
     def _audit_sane(cls, value: int) -> int:
         if not 30 <= value <= 3660:
             raise ValueError("must be between 30 and 3660 days")
+        return value
+
+    @field_validator(
+        "lab_result_retention_days",
+        "vaccination_retention_days",
+        "case_retention_days",
+        "quarantine_order_retention_days",
+        "journey_retention_days",
+    )
+    @classmethod
+    def _records_sane(cls, value: int) -> int:
+        if not 1 <= value <= 3660:
+            raise ValueError("must be between 1 and 3660 days")
+        return value
+
+    @field_validator("data_key_rotation_days")
+    @classmethod
+    def _rotation_sane(cls, value: int) -> int:
+        if value != 0 and not 7 <= value <= 3660:
+            raise ValueError("must be 0 (no rotation by the server) or 7 to 3660 days")
         return value
 
     @field_validator("daily_job_at")
@@ -75,6 +110,17 @@ class PrivacySettings(BaseSettings):
     @property
     def audit_retention(self) -> timedelta:
         return timedelta(days=self.audit_retention_days)
+
+    @property
+    def record_retention(self) -> dict[str, timedelta]:
+        """The period of each kind of authoritative record, by its purge kind."""
+        return {
+            "lab-results": timedelta(days=self.lab_result_retention_days),
+            "vaccinations": timedelta(days=self.vaccination_retention_days),
+            "cases": timedelta(days=self.case_retention_days),
+            "quarantine-orders": timedelta(days=self.quarantine_order_retention_days),
+            "journeys": timedelta(days=self.journey_retention_days),
+        }
 
     @property
     def daily_time(self) -> time:

@@ -1,4 +1,4 @@
-"""The server's daily job: purge by retention, count the day, seal the head.
+"""The server's daily jobs: retention, counts and seals; and key rotation.
 
 :func:`run_daily` does one day's work at the instant it is given.
 :func:`start_daily_job` runs it inside the service, once a day at the local
@@ -7,13 +7,21 @@ lifespan; :func:`stop_daily_job` ends that task when the service stops.
 Several service processes each run the job; running it twice in a day
 purges nothing more, counts the same day again and adds a second head seal,
 which is harmless.
+
+:func:`run_rotation` is the job beside it: when the current data key is
+older than ``HEALTHCODE_DATA_KEY_ROTATION_DAYS`` it makes a new one and
+re-seals every sealed column in batches, and on any other day it finishes
+a re-sealing that was interrupted. One process at a time does it, under a
+lock file in the data key directory; the others skip that day's run.
+:func:`start_rotation_job` runs it at the same local time as the daily job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import fcntl
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -25,14 +33,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from healthcode.privacy.counts import count_day, day_end, record_counts
+from healthcode.privacy.crypto import DataKeys
 from healthcode.privacy.retention import PurgeReport, RetentionPolicy, purge
+from healthcode.privacy.rotation import RotationReport, rotate_keys
 from healthcode.privacy.seals import SealKeys, seal_head
 
 __all__ = [
     "DailyReport",
     "next_run",
     "run_daily",
+    "run_rotation",
     "start_daily_job",
+    "start_rotation_job",
     "stop_daily_job",
 ]
 
@@ -132,6 +144,71 @@ def start_daily_job(runtime: Any) -> asyncio.Task[None] | None:
     return loop.create_task(
         _daily_loop(runtime.clock, privacy.daily_time, work, policy.zone),
         name="healthcode-daily-job",
+    )
+
+
+@contextlib.contextmanager
+def _rotation_lock(directory: Path) -> Iterator[bool]:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(directory / "rotation.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_rotation(
+    engine: Engine,
+    keys: DataKeys,
+    now: datetime,
+    every: timedelta,
+    *,
+    batch: int = 1000,
+) -> RotationReport | None:
+    """Rotate when the current key is ``every`` old, else finish a re-sealing.
+
+    None when there was nothing to do, or another process holds the lock.
+    """
+    with _rotation_lock(keys.directory) as held:
+        if not held:
+            log.info("key_rotation_skipped", reason="another process rotates")
+            return None
+        due = now - keys.current_since() >= every
+        if not due and keys.versions() == [keys.current]:
+            return None
+        report = rotate_keys(engine, keys, new_key=due, batch=batch)
+    log.info(
+        "key_rotation_done",
+        version=report.version,
+        resealed=sum(report.resealed.values()),
+        retired=len(report.retired),
+    )
+    return report
+
+
+def start_rotation_job(runtime: Any) -> asyncio.Task[None] | None:
+    """Start the key rotation job for a service ``runtime``; None when off."""
+    from healthcode.privacy.config import get_privacy_settings
+    from healthcode.privacy.types import data_keys
+
+    privacy = get_privacy_settings()
+    if not privacy.daily_job or privacy.data_key_rotation_days == 0:
+        return None
+    every = timedelta(days=privacy.data_key_rotation_days)
+    keys = data_keys()
+
+    def work(now: datetime) -> RotationReport | None:
+        return run_rotation(runtime.engine, keys, now, every)
+
+    loop = asyncio.get_running_loop()
+    return loop.create_task(
+        _daily_loop(runtime.clock, privacy.daily_time, work, runtime.settings.tz),
+        name="healthcode-key-rotation",
     )
 
 

@@ -10,7 +10,19 @@ sign-in codes             their life, minutes         the store's expiry;
                                                       :func:`purge_sign_in_file`
 audit entries             a configured period         :func:`purge_audit`, behind
                                                       a signed purge seal
+lab results               90 days from the sample     :func:`purge_records`
+vaccinations              1095 days from the dose     :func:`purge_records`
+cases (and the exposures  180 days from the release;  :func:`purge_records`
+traced from them)         never while not released
+quarantine orders         90 days from the end;       :func:`purge_records`
+                          never while not ended
+journeys                  60 days from the arrival    :func:`purge_records`
 ========================  ==========================  ===========================
+
+Each period of an authoritative record is configured, and refused at
+start-up when it is shorter than :func:`record_floor`: the longest lookback
+of the active rule set or of tracing, plus a margin. A record a rule could
+still read is never purged, so purging changes no colour.
 
 Days are counted in the region's zone, as the check-in package counts them:
 a record is kept on the day it was made and the period's days after it, and
@@ -29,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -39,27 +52,79 @@ from sqlalchemy.orm import Session
 
 from healthcode.audit.models import AuditEntry, AuditHead
 from healthcode.audit.services import append
+from healthcode.checkins.models import Exposure
 from healthcode.checkins.services import purge_checkins, retention_cutoff
+from healthcode.checkins.tracing import SAMPLE_LOOKBACK
 from healthcode.config import Settings
-from healthcode.feeds.models import Declaration
+from healthcode.errors import ConfigurationError
+from healthcode.feeds.models import (
+    CaseReport,
+    Declaration,
+    LabResult,
+    QuarantineOrder,
+    TravelSegment,
+    Vaccination,
+)
+from healthcode.feeds.services import RISK_LOOKBACK
 from healthcode.privacy.models import AuditSeal
 from healthcode.privacy.seals import SealKeys, seal, verify_audit
 
 __all__ = [
     "KINDS",
+    "RECORD_KINDS",
     "AuditPurge",
     "PurgeReport",
     "RetentionPolicy",
     "purge",
     "purge_audit",
     "purge_declarations",
+    "purge_records",
+    "record_floor",
     "purge_sign_in_file",
 ]
 
 log = structlog.get_logger(__name__)
 
+#: The kinds of authoritative records purged by retention, with the table,
+#: the column their age is counted from, and the setting of their period.
+RECORD_KINDS: dict[str, tuple[Any, str, str]] = {
+    "lab-results": (LabResult, "sampled_at", "lab_result_retention_days"),
+    "vaccinations": (Vaccination, "administered_at", "vaccination_retention_days"),
+    "cases": (CaseReport, "released_at", "case_retention_days"),
+    "quarantine-orders": (
+        QuarantineOrder,
+        "ends_at",
+        "quarantine_order_retention_days",
+    ),
+    "journeys": (TravelSegment, "arr_at", "journey_retention_days"),
+}
+
 #: The kinds of data purged by retention, in the order they are purged.
-KINDS = ("checkins", "declarations", "sign-in-codes", "audit")
+KINDS = ("checkins", "declarations", "sign-in-codes", "audit", *RECORD_KINDS)
+
+#: Added to the longest lookback to give the shortest period a record may be
+#: kept: a record late from its department, or a rule set changed to look a
+#: little further back, still finds what it needs.
+RECORD_MARGIN = timedelta(days=7)
+
+_DEFAULT_RECORDS = {
+    "lab-results": timedelta(days=90),
+    "vaccinations": timedelta(days=1095),
+    "cases": timedelta(days=180),
+    "quarantine-orders": timedelta(days=90),
+    "journeys": timedelta(days=60),
+}
+
+
+def record_floor(rule_lookback: timedelta) -> timedelta:
+    """The shortest period any authoritative record may be kept.
+
+    The rules look back ``rule_lookback`` (see
+    :attr:`healthcode.rules.ruleset.RuleSet.lookback`); tracing reads the
+    tests of the last 14 days before a diagnosis, and a risk area declared
+    today reaches journeys of the 14 days before it started.
+    """
+    return max(rule_lookback, SAMPLE_LOOKBACK, RISK_LOOKBACK) + RECORD_MARGIN
 
 
 @dataclass(frozen=True)
@@ -71,6 +136,9 @@ class RetentionPolicy:
     declarations: timedelta = timedelta(days=14)
     sign_in_codes: timedelta = timedelta(minutes=5)
     audit: timedelta = timedelta(days=730)
+    records: dict[str, timedelta] = field(
+        default_factory=lambda: dict(_DEFAULT_RECORDS)
+    )
 
     @classmethod
     def configured(cls, settings: Settings | None = None) -> RetentionPolicy:
@@ -82,15 +150,28 @@ class RetentionPolicy:
         from healthcode.checkins.config import get_checkin_settings
         from healthcode.config import get_settings
         from healthcode.privacy.config import get_privacy_settings
+        from healthcode.status.services import active_rule_set
 
         settings = settings or get_settings()
         privacy = get_privacy_settings()
+        records = privacy.record_retention
+        floor = record_floor(active_rule_set().lookback)
+        for kind, period in records.items():
+            if period < floor:
+                variable = f"HEALTHCODE_{RECORD_KINDS[kind][2].upper()}"
+                raise ConfigurationError(
+                    f"{variable} is {period.days} days, shorter than the"
+                    f" {floor.days} days that the active rule set and tracing"
+                    " may still read such records (their longest lookback plus"
+                    f" {RECORD_MARGIN.days} days); set it to {floor.days} or more."
+                )
         return cls(
             zone=settings.tz,
             checkins=get_checkin_settings().retention,
             declarations=privacy.declaration_retention,
             sign_in_codes=timedelta(minutes=settings.sign_in_code_minutes),
             audit=privacy.audit_retention,
+            records=records,
         )
 
 
@@ -115,6 +196,32 @@ def purge_declarations(
         execution_options={"synchronize_session": False},
     ).rowcount
     log.info("declarations_purged", deleted=deleted, cutoff=cutoff.isoformat())
+    return int(deleted or 0)
+
+
+def purge_records(
+    session: Session, kind: str, now: datetime, retention: timedelta, zone: ZoneInfo
+) -> int:
+    """Delete the records of ``kind`` whose age passed ``retention``.
+
+    A case not yet released and an order not yet ended have no age: they
+    are never purged, however old. The exposures traced from a purged case
+    go with it.
+    """
+    model, column_name, _ = RECORD_KINDS[kind]
+    column = getattr(model, column_name)
+    cutoff = retention_cutoff(now, retention, zone)
+    old = sa.and_(column.is_not(None), column < cutoff, column <= now)
+    if kind == "cases":
+        traced = sa.select(CaseReport.id).where(old)
+        session.execute(
+            sa.delete(Exposure).where(Exposure.case_report_id.in_(traced)),
+            execution_options={"synchronize_session": False},
+        )
+    deleted = session.execute(
+        sa.delete(model).where(old), execution_options={"synchronize_session": False}
+    ).rowcount
+    log.info("records_purged", kind=kind, deleted=deleted, cutoff=cutoff.isoformat())
     return int(deleted or 0)
 
 
@@ -245,6 +352,12 @@ def purge(
             report.deleted["declarations"] = purge_declarations(
                 session, now, policy.declarations, zone
             )
+        for record_kind, period in policy.records.items():
+            if record_kind in chosen:
+                report.cutoffs[record_kind] = retention_cutoff(now, period, zone)
+                report.deleted[record_kind] = purge_records(
+                    session, record_kind, now, period, zone
+                )
         if "sign-in-codes" in chosen:
             report.deleted["sign-in-codes"] = (
                 purge_sign_in_file(sign_in_file, now) if sign_in_file else 0

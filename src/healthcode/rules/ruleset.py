@@ -37,7 +37,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,9 @@ class Rule:
     starts: Compiled | None = field(repr=False)
     reason_zh: str
     reason_en: str
+    #: The furthest back in time the rule looks: the largest constant amount
+    #: of any ``plusTime`` in its expressions.
+    lookback: timedelta = timedelta(0)
 
     @property
     def version_key(self) -> tuple[int, ...]:
@@ -121,6 +124,11 @@ class RuleSet:
     @property
     def label(self) -> str:
         return f"{self.id}@{self.version}"
+
+    @property
+    def lookback(self) -> timedelta:
+        """The furthest back any rule of the set looks at a record."""
+        return max((rule.lookback for rule in self.rules), default=timedelta(0))
 
     def select(self, region_code: str | None, now: datetime) -> tuple[Rule, ...]:
         """The rules in force at ``now`` for a resident of ``region_code``.
@@ -311,7 +319,54 @@ def _parse_rule(raw: Any, index: int) -> Rule:
         starts=compiled("from", False),
         reason_zh=reason["zh"],
         reason_en=reason["en"],
+        lookback=max(
+            (_lookback(raw.get(key)) for key in ("condition", "until", "from")),
+            default=timedelta(0),
+        ),
     )
+
+
+# A month and a year as their longest, so that a lookback is never short.
+_UNITS = {
+    "year": timedelta(days=366),
+    "month": timedelta(days=31),
+    "day": timedelta(days=1),
+    "hour": timedelta(hours=1),
+    "minute": timedelta(minutes=1),
+}
+
+
+def _lookback(expression: Any) -> timedelta:
+    """The largest constant ``plusTime`` shift in ``expression``.
+
+    A rule that asks whether a record's time plus 14 days is still after now
+    needs records 14 days old; the shift says how old a record a rule can
+    still read. A shift computed from data cannot be bounded here and counts
+    as nothing, so a rule set that wants one must be given retention periods
+    long enough by its region's configuration.
+    """
+    found = timedelta(0)
+    if isinstance(expression, list):
+        for item in expression:
+            found = max(found, _lookback(item))
+    elif isinstance(expression, dict):
+        for operator, operands in expression.items():
+            if (
+                operator == "plusTime"
+                and isinstance(operands, list)
+                and len(operands) == 3
+                and isinstance(operands[1], int | float)
+                and not isinstance(operands[1], bool)
+                and operands[2] in _UNITS
+            ):
+                try:
+                    shift = abs(operands[1]) * _UNITS[operands[2]]
+                except OverflowError:
+                    # Beyond any calendar; evaluating the rule refuses it.
+                    shift = timedelta.max
+                found = max(found, shift)
+            found = max(found, _lookback(operands))
+    return found
 
 
 def _weak_reads(expression: Any) -> str | None:

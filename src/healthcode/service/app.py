@@ -79,9 +79,7 @@ class RequestLog:
                 headers.append((b"cache-control", b"no-store"))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 if self.hsts:
-                    headers.append(
-                        (b"strict-transport-security", b"max-age=31536000")
-                    )
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = headers
             await send(message)
 
@@ -124,14 +122,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from healthcode.privacy.jobs import start_daily_job, stop_daily_job
+        from healthcode.privacy.jobs import (
+            start_daily_job,
+            start_rotation_job,
+            stop_daily_job,
+        )
 
         log.info("service_started", redis=bool(settings.redis_url))
-        # Retention, the day's counts and the audit seal, once a day.
+        # Retention, the day's counts and the audit seal, once a day; beside
+        # it, the rotation of the data keys when the current one is due.
         daily = start_daily_job(runtime)
+        rotation = start_rotation_job(runtime)
         try:
             yield
         finally:
+            await stop_daily_job(rotation)
             await stop_daily_job(daily)
             runtime.close()
 
