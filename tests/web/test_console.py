@@ -190,6 +190,29 @@ def test_a_search_needs_a_purpose_and_is_audited(
     assert entry.purpose == "Tracing case 12 at Yanta market."
 
 
+def test_a_surname_with_a_birth_year_finds_the_resident(
+    client: Any, engine: Any, clock: Any, outbox: Any
+) -> None:
+    token = sign_in(client, outbox, "13800138000")
+    register(client, token)
+    client.cookies.clear()
+    token = official_signs_in(client, engine, clock, "li.wei")
+    asked = {"purpose": "Tracing case 12 at Yanta market.", "csrf_token": token}
+
+    same_year = client.post(
+        "/console/search", data={**asked, "name": "张", "born_in": ADULT[6:10]}
+    )
+    other_year = client.post(
+        "/console/search", data={**asked, "name": "张", "born_in": "1901"}
+    )
+    no_year = client.post("/console/search", data={**asked, "name": "张"})
+
+    assert "张三丰" in same_year.text
+    assert "6101**********1230" in same_year.text
+    assert "张三丰" not in other_year.text
+    assert "张三丰" not in no_year.text
+
+
 def test_a_risk_area_is_declared_and_listed(
     client: Any, engine: Any, clock: Any
 ) -> None:

@@ -528,7 +528,14 @@ def search_page(request: Request, official: OfficialCaller) -> Response:
         official,
         "console/search.html",
         kinds=[kind.value for kind in DocumentKind],
-        form={"kind": "cn-id", "number": "", "country": "", "name": "", "purpose": ""},
+        form={
+            "kind": "cn-id",
+            "number": "",
+            "country": "",
+            "name": "",
+            "born_in": "",
+            "purpose": "",
+        },
         found=None,
     )
 
@@ -552,9 +559,11 @@ def search(
     number: Annotated[str, Form(max_length=40)] = "",
     country: Annotated[str, Form(max_length=3)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
+    born_in: Annotated[str, Form(max_length=4, pattern=r"^((19|20)[0-9]{2})?$")] = "",
 ) -> Response:
     require_permission(official.role, Permission.SEARCH_RESIDENTS)
     form = {"kind": kind, "number": number, "country": country, "name": name}
+    form["born_in"] = born_in
     form["purpose"] = purpose
     found: list[dict[str, Any]] | None = None
     problem = None
@@ -569,7 +578,10 @@ def search(
                 else None
             )
             residents = search_residents(
-                session, document=document, name=name.strip() or None
+                session,
+                document=document,
+                name=name.strip() or None,
+                born_in=int(born_in) if born_in else None,
             )
             found = [
                 {
