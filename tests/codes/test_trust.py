@@ -133,8 +133,8 @@ def test_revoked_anchor_is_refused() -> None:
         load_trust_list(document, [revoked], NOW)
 
 
-def test_only_code_keys_are_listed() -> None:
-    with pytest.raises(KeyConfigurationError, match="code keys only"):
+def test_only_code_and_peer_keys_are_listed() -> None:
+    with pytest.raises(KeyConfigurationError, match="code and peer keys only"):
         sign_trust_list([trust_key("110000").record], trust_key(), NOW)
 
 

@@ -3,8 +3,11 @@
 Every key belongs to one region (a GB/T 2260 code) and has one role: a
 ``code`` key signs that region's health codes and status lists; a
 ``trust-list`` key signs the trust list that publishes every region's code
-keys. A key is named by its region and a key id, the first four bytes of the
-SHA-256 digest of its raw public key, e.g. ``310000-1a2b3c4d``.
+keys; a ``peer`` key signs the requests and answers that one region's
+instance exchanges with another's, and is published in the trust list so
+that the other side can check them. A key is named by its region and a key
+id, the first four bytes of the SHA-256 digest of its raw public key, e.g.
+``310000-1a2b3c4d``.
 
 A key's life has three instants besides its start. ``sign_until`` ends the
 period in which it may sign; ``accept_until`` ends the period in which codes
@@ -58,6 +61,7 @@ class KeyRole(enum.StrEnum):
 
     CODE = "code"
     TRUST_LIST = "trust-list"
+    PEER = "peer"
 
 
 class KeyState(enum.StrEnum):

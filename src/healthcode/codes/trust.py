@@ -16,7 +16,9 @@ The document is JSON so that an operator can read it::
 
 The payload is compact JSON with sorted keys: ``version`` (1),
 ``issued_at``, ``valid_until`` and ``keys``, a list of key records as
-:meth:`KeyRecord.to_json` writes them. The signature covers the ASCII text
+:meth:`KeyRecord.to_json` writes them: code keys, and the peer keys with
+which instances sign what they send each other. A verifier of codes takes
+the code keys alone. The signature covers the ASCII text
 ``HCZ-TRUST-LIST-1``, a zero byte, and the payload bytes exactly as carried,
 so nothing is ever re-serialised before it is checked.
 """
@@ -58,6 +60,7 @@ TRUST_LIST_FORMAT = "healthcode-trust-list/1"
 TRUST_LIST_VERSION = 1
 SIGNATURE_CONTEXT = b"HCZ-TRUST-LIST-1\x00"
 DEFAULT_TRUST_LIST_TTL = timedelta(days=7)
+_LISTED_ROLES = frozenset({KeyRole.CODE, KeyRole.PEER})
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,14 @@ class TrustList:
     signer: KeyRecord
     keys: tuple[KeyRecord, ...]
 
+    @property
+    def code_keys(self) -> tuple[KeyRecord, ...]:
+        return tuple(r for r in self.keys if r.role is KeyRole.CODE)
+
+    @property
+    def peer_keys(self) -> tuple[KeyRecord, ...]:
+        return tuple(r for r in self.keys if r.role is KeyRole.PEER)
+
 
 def sign_trust_list(
     records: Iterable[KeyRecord],
@@ -76,7 +87,7 @@ def sign_trust_list(
     issued_at: datetime,
     valid_until: datetime | None = None,
 ) -> bytes:
-    """Return the signed trust list document of the code keys in ``records``.
+    """Return the signed trust list document of the code and peer keys given.
 
     Keys that are retired at ``issued_at`` are left out, since nothing they
     signed is accepted any more; revoked keys stay in, so that checkpoints
@@ -92,10 +103,10 @@ def sign_trust_list(
 
     listed: dict[tuple[str, bytes], KeyRecord] = {}
     for record in records:
-        if record.role is not KeyRole.CODE:
+        if record.role not in _LISTED_ROLES:
             raise KeyConfigurationError(
                 f"Key {record.name} is a {record.role.value} key; a trust list"
-                " lists code keys only."
+                " lists code and peer keys only."
             )
         if record.state(issued_at) is KeyState.RETIRED:
             continue
@@ -202,10 +213,10 @@ def load_trust_list(
     if at >= valid_until:
         raise InvalidTrustList(f"The trust list expired at {_iso(valid_until)}.")
     for record in keys:
-        if record.role is not KeyRole.CODE:
+        if record.role not in _LISTED_ROLES:
             raise InvalidTrustList(
                 f"The trust list lists key {record.name} as a {record.role.value}"
-                " key; it may list code keys only."
+                " key; it may list code and peer keys only."
             )
     return TrustList(issued_at, valid_until, anchor, keys)
 
@@ -254,7 +265,7 @@ class Verifier:
     ) -> Verifier:
         """Return a verifier holding every key of a checked trust list."""
         trust_list = load_trust_list(document, anchors, at)
-        return cls(trust_list.keys, **policy)
+        return cls(trust_list.code_keys, **policy)
 
     @property
     def keys(self) -> tuple[KeyRecord, ...]:
@@ -268,6 +279,12 @@ class Verifier:
         """Return the record of a code key; raise :class:`UnknownKeyCode`."""
         record = self._keys.get((region, key_id))
         if record is None:
+            if region not in self.regions:
+                raise UnknownKeyCode(
+                    f"The code was issued by region {region} with key"
+                    f" {key_name(region, key_id)}; that region is not trusted"
+                    " here: no trust list held here lists its keys."
+                )
             raise UnknownKeyCode(
                 f"The code names key {key_name(region, key_id)}, which no trust"
                 " list held here lists."
