@@ -86,6 +86,9 @@ def _register() -> None:
     except ImportError:
         return
     app.add_typer(keys_app, name="keys")
+    from healthcode.regions.cli import peers_app
+
+    app.add_typer(peers_app, name="peers")
     app.command("code")(code_command)
     app.command("card")(card_command)
     app.command("verify")(verify_command)

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     # Look-ups by identity document a single checkpoint device may make.
     lookups_per_minute: int = 20
     max_upload_bytes: int = 64 * 1024 * 1024
+    # Calls to peer regions' instances: how long to wait for an answer, and
+    # how many status queries one peer may make of this instance a minute.
+    peer_timeout_seconds: float = 5.0
+    peer_queries_per_minute: int = 120
+
+    @field_validator("peer_timeout_seconds")
+    @classmethod
+    def _timeout_sane(cls, value: float) -> float:
+        if not 0.1 <= value <= 120:
+            raise ValueError("must be between 0.1 and 120 seconds")
+        return value
 
     @field_validator("zone")
     @classmethod
@@ -131,6 +142,7 @@ class Settings(BaseSettings):
         "bulk_override_threshold",
         "lookups_per_minute",
         "max_upload_bytes",
+        "peer_queries_per_minute",
     )
     @classmethod
     def _positive(cls, value: int) -> int:

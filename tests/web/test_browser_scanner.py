@@ -167,7 +167,7 @@ def test_the_scanner_reads_a_code_offline_and_uploads_the_check_in_later(
         rows = session.scalars(sa.select(Checkin)).all()
     if door["kind"] == "screen":
         assert (word, name, colour, reason) == ("Green code", "张**", "green", "")
-        assert detail == "Screen code"
+        assert detail == "Screen code · Issued by 陕西省西安市 610100"
     else:
         assert (word, name, colour) == ("Grey code", "张**", "grey")
         assert reason == "The colour does not allow entry without further checks."

@@ -21,11 +21,13 @@ from tests.web.support import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chrom
 from healthcode.accounts.stores import MemoryStore
 from healthcode.codes import base45
 from healthcode.codes.format import PREFIX, Colour, Issuer
-from healthcode.codes.keys import KeyStore
+from healthcode.codes.keys import KeyRole, KeyStore
 from healthcode.config import Settings
 from healthcode.db import open_database
 from healthcode.identity.documents import parse_document
 from healthcode.identity.services import register_resident
+from healthcode.regions.peers import make_card
+from healthcode.regions.services import ensure_key, peer_store, published_trust_list
 from healthcode.service.app import create_app
 
 ADULT = "610113199001011230"
@@ -62,6 +64,21 @@ def codes(tmp_path: Path, sqlite_template: Path) -> Iterator[dict[str, Any]]:
     foreign = Issuer(
         stranger.signing_key("310000", now), stranger.subject_secret("310000")
     ).screen_code(7, "李**", Colour.GREEN, now)
+    # A peer region whose card this server has added: its codes are in the
+    # trust list the page is handed, under this server's own anchors.
+    guangzhou = KeyStore(tmp_path / "guangzhou")
+    for role in (KeyRole.CODE, KeyRole.TRUST_LIST):
+        ensure_key(guangzhou, "440100", role, now)
+    card = make_card(
+        "440100",
+        "http://127.0.0.1:7299",
+        [r for r in guangzhou.records() if r.role is KeyRole.TRUST_LIST],
+        published_trust_list(guangzhou, peer_store(tmp_path / "none"), now, None),
+    )
+    peer_store(settings.key_dir).add(card, now, own_region="610100")
+    peer = Issuer(
+        guangzhou.signing_key("440100", now), guangzhou.subject_secret("440100")
+    ).screen_code(8, "林**", Colour.YELLOW, now)
     server = LiveServer(app).start()
     yield {
         "server": server,
@@ -71,6 +88,7 @@ def codes(tmp_path: Path, sqlite_template: Path) -> Iterator[dict[str, Any]]:
             "paper": paper.text,
             "tampered": flip_signature_bit(screen.text),
             "foreign": foreign,
+            "peer": peer,
             "poster": "HCV1:" + screen.text[5:],
             "nonsense": "HCZ1:@@@",
         },
@@ -93,6 +111,7 @@ def test_the_page_reaches_the_outcomes_the_service_documents(
         ("paper", now + timedelta(days=2).total_seconds(), "stale_status_list"),
         ("tampered", now, "invalid_code"),
         ("foreign", now, "unknown_key"),
+        ("peer", now, "yellow"),
         ("poster", now, "venue_poster"),
         ("nonsense", now, "invalid_code"),
     ]

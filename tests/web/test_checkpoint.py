@@ -33,7 +33,7 @@ def test_the_trust_material_verifies_with_its_own_anchors(
 
     anchors = [KeyRecord.from_json(item) for item in material["anchors"]]
     trust = load_trust_list(material["trustList"], anchors, clock.now)
-    verifier = Verifier(trust.keys)
+    verifier = Verifier(trust.code_keys)
     listed = base64.urlsafe_b64decode(material["statusLists"]["610100"])
     status_list = load_status_list(listed, verifier, clock.now)
     assert material["format"] == "healthcode-checkpoint-material/1"

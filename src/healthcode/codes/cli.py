@@ -63,6 +63,7 @@ from healthcode.errors import HealthcodeError
 from healthcode.identity import divisions
 from healthcode.identity.documents import parse_document
 from healthcode.identity.services import get_resident
+from healthcode.regions.services import instance_verifier, peer_store
 
 _T = TypeVar("_T")
 
@@ -226,11 +227,11 @@ def trust_list(
         float, typer.Option(help="Days the trust list stays valid.")
     ] = DEFAULT_TRUST_LIST_TTL.days,
 ) -> None:
-    """Sign a trust list of this store's code keys and any records added."""
+    """Sign a trust list of this store's code and peer keys and any records added."""
     at = _now()
     store = KeyStore(directory)
     try:
-        records = [r for r in store.records() if r.role is KeyRole.CODE]
+        records = [r for r in store.records() if r.role in (KeyRole.CODE, KeyRole.PEER)]
         for path in add or []:
             records += _read_records(path)
         signing_key = store.signing_key(signer, at, KeyRole.TRUST_LIST)
@@ -722,10 +723,11 @@ def verify_command(
 ) -> None:
     """Verify a code offline against the trust material held here.
 
-    The keys are the public records in the key store, and those of a trust
-    list if one is given; a paper code takes its colour from the status list
-    of its region. Exits 0 when the code is accepted, 1 when it is refused,
-    2 when the trust material itself cannot be used.
+    The keys are the public records in the key store, those of the peer
+    regions imported into it, and those of a trust list if one is given; a
+    paper code takes its colour from the status list of its region. Exits 0
+    when the code is accepted, 1 when it is refused, 2 when the trust
+    material itself cannot be used.
     """
     moment = _now() if at is None else at.astimezone(UTC)
     if (text is None) == (image is None):
@@ -774,21 +776,25 @@ def verify_command(
 def _checkpoint_verifier(
     directory: Path, trust_list: Path | None, anchors: Path | None, at: datetime
 ) -> Verifier:
+    # The key store's own code keys and those of every peer region whose
+    # trust list was imported into it (``healthcode peers add``).
     store = KeyStore(directory)
     records = store.records()
-    held = {(r.region, r.key_id): r for r in records if r.role is KeyRole.CODE}
-    if trust_list is not None:
-        anchor_records = (
-            _read_records(anchors)
-            if anchors is not None
-            else [r for r in records if r.role is KeyRole.TRUST_LIST]
-        )
-        listed = load_trust_list(trust_list.read_bytes(), anchor_records, at)
-        for record in listed.keys:
-            # The store's own record of a key is the newer word on it: a
-            # retirement written here reaches the trust list only when the
-            # next list is signed.
-            held.setdefault((record.region, record.key_id), record)
+    local = instance_verifier(store, peer_store(directory), at)
+    if trust_list is None:
+        return local
+    held = {(r.region, r.key_id): r for r in local.keys}
+    anchor_records = (
+        _read_records(anchors)
+        if anchors is not None
+        else [r for r in records if r.role is KeyRole.TRUST_LIST]
+    )
+    listed = load_trust_list(trust_list.read_bytes(), anchor_records, at)
+    for record in listed.code_keys:
+        # The store's own record of a key is the newer word on it: a
+        # retirement written here reaches the trust list only when the
+        # next list is signed.
+        held.setdefault((record.region, record.key_id), record)
     return Verifier(held.values())
 
 

@@ -1,5 +1,8 @@
 """The server's daily jobs: retention, counts and seals; and key rotation.
 
+After that it refreshes the trust lists of the peer regions, so that their
+codes stay trusted without an operator's hand (see docs/regions.md).
+
 :func:`run_daily` does one day's work at the instant it is given.
 :func:`start_daily_job` runs it inside the service, once a day at the local
 time ``HEALTHCODE_DAILY_JOB_AT``, as a background task of the service's
@@ -138,7 +141,14 @@ def start_daily_job(runtime: Any) -> asyncio.Task[None] | None:
     )
 
     def work(now: datetime) -> DailyReport:
-        return run_daily(runtime.engine, now, policy, keys, sign_in_file=sign_in_file)
+        from healthcode.regions.services import refresh_peers
+
+        try:
+            return run_daily(
+                runtime.engine, now, policy, keys, sign_in_file=sign_in_file
+            )
+        finally:
+            refresh_peers(runtime.peers, now)
 
     loop = asyncio.get_running_loop()
     return loop.create_task(

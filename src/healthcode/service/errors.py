@@ -135,6 +135,32 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     "region_not_served": ErrorAnswer(404),
     "no_code_in_image": ErrorAnswer(422, "Send a clear photo of one code."),
     "cjk_font_missing": _unavailable(),
+    # Other regions: peers, their trust lists, calls between instances.
+    "regions_error": _ours(),
+    "peer_configuration_error": _unavailable(),
+    "peer_not_configured": ErrorAnswer(404),
+    "unknown_peer": ErrorAnswer(403),
+    "peer_unauthenticated": ErrorAnswer(401),
+    "stale_request": ErrorAnswer(401),
+    "replayed_request": ErrorAnswer(401),
+    # What went wrong at the peer is logged with its region; the official
+    # is told what kind of failure it was in a fixed sentence, as for every
+    # answer that is not the caller's fault.
+    "peer_unreachable": ErrorAnswer(
+        504,
+        public="The other region's instance did not answer in time or could not"
+        " be reached; try again in a few minutes.",
+    ),
+    "peer_refused": ErrorAnswer(
+        502,
+        public="The other region's instance refused the query; the operators of"
+        " both regions need to check their peering.",
+    ),
+    "invalid_peer_answer": ErrorAnswer(
+        502,
+        public="The other region's answer could not be verified, so it is not"
+        " shown; the operators of both regions need to check their peering.",
+    ),
     # Check-ins and tracing.
     "checkin_error": _ours(),
     "invalid_venue": ErrorAnswer(422, _FIX_FIELD),

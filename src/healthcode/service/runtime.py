@@ -28,6 +28,8 @@ from healthcode.db import make_engine, utcnow
 from healthcode.errors import ConfigurationError, HealthcodeError
 from healthcode.family.services import FamilyPolicy
 from healthcode.officials.services import OverridePolicy
+from healthcode.regions.peers import PeerStore
+from healthcode.regions.services import peer_store
 from healthcode.service.cache import StatusCache
 from healthcode.service.hot import CodeIngredients
 
@@ -76,6 +78,10 @@ class Runtime:
     @cached_property
     def ingredients(self) -> CodeIngredients:
         return CodeIngredients(self.store, self.codes)
+
+    @cached_property
+    def peers(self) -> PeerStore:
+        return peer_store(self.codes.store.directory)
 
     def close(self) -> None:
         if self.owns_engine:

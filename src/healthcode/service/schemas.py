@@ -561,6 +561,7 @@ class VerifyAnswer(Answer):
     code_colour: Colour | None = Field(description="The colour the code shows.")
     masked_name: str
     region: str
+    region_name: str = Field(default="", description="The issuing region's name.")
     valid_until: datetime
     as_of: datetime
 
@@ -664,3 +665,43 @@ class CheckinAnswer(Answer):
     duplicates: int
     extended: int
     refused: list[CheckinRefusal]
+
+
+# Other regions
+
+RegionCode = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{5}$")]
+
+
+class PeerQueryRequest(Request):
+    """An official's question to a peer region about one of its residents."""
+
+    region: RegionCode = Field(description="GB/T 2260 code of the peer region.")
+    document: DocumentIn
+    purpose: Purpose = Field(description="Why: kept in both regions' audit logs.")
+
+
+class PeerStatusRequest(Request):
+    """What a peer instance sends: the document, its official's reference, why."""
+
+    document: DocumentIn
+    official: Annotated[
+        str, StringConstraints(pattern=r"^[a-z][a-z-]{0,19}:[A-Za-z0-9-]{1,40}$")
+    ] = Field(description="The asking official, as the calling instance names them.")
+    purpose: Purpose
+
+
+class PeerStatusAnswer(Answer):
+    """Only what a door needs, from the region that holds the resident."""
+
+    region: str
+    region_name: str = ""
+    colour: Colour
+    masked_name: str
+    as_of: datetime
+    next_change_at: datetime | None = Field(
+        default=None, description="When the colour changes if nothing new arrives."
+    )
+    next_colour: Colour | None = None
+    query: str | None = Field(
+        default=None, description="The query's nonce, in both regions' audit logs."
+    )

@@ -21,28 +21,25 @@ from __future__ import annotations
 import base64
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from healthcode.codes.keys import KeyRecord, KeyRole, KeyStore
+from healthcode.codes.keys import KeyRecord, KeyRole
 from healthcode.codes.services import CodeService
-from healthcode.codes.trust import sign_trust_list
+from healthcode.regions.peers import PeerStore, region_name
+from healthcode.regions.services import published_trust_list
 from healthcode.service.deps import Db, Now, Rt
 from healthcode.web.pages import PageRoute, page_options, render
 
 __all__ = ["MATERIAL_FORMAT", "TrustMaterial", "router", "trust_material"]
 
-log = structlog.get_logger(__name__)
 
 MATERIAL_FORMAT = "healthcode-checkpoint-material/1"
-#: The region whose trust-list key signs, when the store holds none yet.
-NATIONAL_REGION = "100000"
 # Signing a status list reads every status that is not green, so one signed
 # list is handed out for a few minutes rather than signed for each device.
 MATERIAL_TTL = timedelta(minutes=5)
@@ -58,6 +55,7 @@ class TrustMaterial:
     trust_list: bytes
     status_lists: dict[str, bytes]
     made_at: datetime
+    region_names: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,50 +67,34 @@ class TrustMaterial:
                 region: base64.urlsafe_b64encode(document).decode("ascii")
                 for region, document in sorted(self.status_lists.items())
             },
+            "regionNames": self.region_names,
         }
 
 
-def _trust_signer_region(store: KeyStore, at: datetime, region: str | None) -> str:
-    signers = [
-        record
-        for record in store.records()
-        if record.role is KeyRole.TRUST_LIST and record.may_sign(at)
-    ]
-    if signers:
-        return signers[0].region
-    ever = [r for r in store.records() if r.role is KeyRole.TRUST_LIST]
-    chosen = region or NATIONAL_REGION
-    if not ever:
-        # As with a region's first code key: a store that has never had a
-        # trust-list key gets one, and says so; one whose keys were all
-        # retired gets none without an operator (signing_key then fails).
-        record = store.generate(chosen, at, KeyRole.TRUST_LIST)
-        log.warning(
-            "trust_list_key_generated_on_first_use",
-            region=chosen,
-            key=record.name,
-            directory=str(store.directory),
-        )
-    return chosen
+def trust_material(
+    codes: CodeService, peers: PeerStore, session: Session, at: datetime
+) -> TrustMaterial:
+    """Sign the trust list of this instance and each of its regions' status lists.
 
-
-def trust_material(codes: CodeService, session: Session, at: datetime) -> TrustMaterial:
-    """Sign a trust list of the store's code keys and each region's status list.
-
-    Call it in a transaction that commits: signing a status list first
-    recolours the statuses that time has changed.
+    The trust list names the code keys of this instance and of every peer
+    region whose own list is valid (see
+    :func:`healthcode.regions.services.published_trust_list`), so the page
+    accepts their screen codes too. Call it in a transaction that commits:
+    signing a status list first recolours the statuses that time has changed.
     """
     store = codes.store
-    signer_region = _trust_signer_region(store, at, codes.region)
-    signer = store.signing_key(signer_region, at, KeyRole.TRUST_LIST)
+    document = published_trust_list(store, peers, at, codes.region)
     code_keys = [r for r in store.records() if r.role is KeyRole.CODE]
-    document = sign_trust_list(code_keys, signer, at)
     regions = sorted({r.region for r in code_keys if r.may_sign(at)})
     if codes.region is not None:
         regions = [region for region in regions if region == codes.region]
     lists = {region: codes.status_list(session, region, at) for region in regions}
     anchors = [r for r in store.records() if r.role is KeyRole.TRUST_LIST]
-    return TrustMaterial(anchors, document, lists, at)
+    listed = {r.region for r in code_keys} | {
+        r.region for peer in peers.peers() for r in peer.code_keys
+    }
+    names = {region: region_name(region) for region in sorted(listed)}
+    return TrustMaterial(anchors, document, lists, at, names)
 
 
 class _MaterialCache:
@@ -124,12 +106,14 @@ class _MaterialCache:
             weakref.WeakKeyDictionary()
         )
 
-    def get(self, codes: CodeService, session: Session, at: datetime) -> TrustMaterial:
+    def get(
+        self, codes: CodeService, peers: PeerStore, session: Session, at: datetime
+    ) -> TrustMaterial:
         with self._lock:
             kept = self._kept.get(codes)
             if kept is not None and kept.made_at <= at < kept.made_at + MATERIAL_TTL:
                 return kept
-            material = trust_material(codes, session, at)
+            material = trust_material(codes, peers, session, at)
             self._kept[codes] = material
             return material
 
@@ -147,5 +131,5 @@ def scanner_page(request: Request) -> Response:
 @page_options(json=True)
 def trust_material_json(rt: Rt, session: Db, now: Now) -> JSONResponse:
     """The anchors, the signed trust list and the status lists, for devices."""
-    material = _CACHE.get(rt.codes, session, now)
+    material = _CACHE.get(rt.codes, rt.peers, session, now)
     return JSONResponse(material.to_json())

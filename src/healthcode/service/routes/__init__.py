@@ -8,6 +8,7 @@ from healthcode.service.routes import (
     feeds,
     meta,
     officials,
+    peers,
     privacy,
     residents,
     signin,
@@ -24,4 +25,6 @@ ROUTERS: list[APIRouter] = [
     checkpoints.router,
     venues.router,
     privacy.router,
+    peers.router,
+    peers.officials,
 ]

@@ -3,27 +3,34 @@
 A checkpoint verifies codes offline with the trust list; online, the
 service also opens the code's subject reference and answers with the
 holder's colour at this moment, which may be newer than the one a screen
-code shows. A person without a phone is looked up by their document: the
-answer holds only the colour and the masked name, each device may ask a few
-times a minute, and every look-up is audited.
+code shows. A screen code of a peer region is verified against that
+region's keys from its trust list and answered with the colour it shows,
+since only its own region can open its subject reference. A person
+without a phone is looked up by their document: the answer holds only the
+colour and the masked name, each device may ask a few times a minute, and
+every look-up is audited.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
 from healthcode.accounts.services import ApiKeyKind
 from healthcode.audit.services import append
-from healthcode.codes.format import Purpose
+from healthcode.codes.errors import StatusListNotHeld
+from healthcode.codes.format import Purpose, parse_code
 from healthcode.codes.services import local_verifier
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
 from healthcode.identity.services import get_resident
+from healthcode.regions.peers import region_name
+from healthcode.regions.services import instance_verifier
 from healthcode.service.deps import Db, KeyRef, Now, Rt, api_key_of
 from healthcode.service.routes.residents import document_of
+from healthcode.service.runtime import Runtime
 from healthcode.service.schemas import (
     LookupAnswer,
     LookupRequest,
@@ -47,7 +54,11 @@ def verify(
     (invalid_code, expired_code, unknown_key, revoked_key, ...).
     """
     del device
-    verified = local_verifier(rt.codes.store).verify(body.code, now)
+    verifier = local_verifier(rt.codes.store)
+    claimed, _, _ = parse_code(body.code)
+    if claimed.region not in verifier.regions:
+        return _peer_code(body.code, rt, now)
+    verified = verifier.verify(body.code, now)
     resident_id = rt.codes.resolve(body.code)
     view = rt.cache.status(session, resident_id, now)
     content = verified.content
@@ -58,8 +69,30 @@ def verify(
         code_colour=content.colour.value if content.colour else None,  # type: ignore[arg-type]
         masked_name=content.masked_name,
         region=content.region,
+        region_name=region_name(content.region),
         valid_until=content.valid_until,
         as_of=view.as_of,
+    )
+
+
+def _peer_code(text: str, rt: Runtime, now: datetime) -> VerifyAnswer:
+    content = instance_verifier(rt.codes.store, rt.peers, now).verify(text, now).content
+    if content.colour is None:
+        raise StatusListNotHeld(
+            f"A paper code of region {content.region} takes its colour from that"
+            " region's status list, which this service does not hold; ask for"
+            " the holder's screen code."
+        )
+    return VerifyAnswer(
+        valid=True,
+        purpose="screen",
+        colour=content.colour.value,  # type: ignore[arg-type]
+        code_colour=content.colour.value,  # type: ignore[arg-type]
+        masked_name=content.masked_name,
+        region=content.region,
+        region_name=region_name(content.region),
+        valid_until=content.valid_until,
+        as_of=content.issued_at,
     )
 
 

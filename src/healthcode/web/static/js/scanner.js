@@ -272,7 +272,7 @@
             byRegion[list.region] = list;
           }
         });
-        return { trust: trust, lists: byRegion };
+        return { trust: trust, lists: byRegion, names: raw.regionNames || {} };
       });
     });
   }
@@ -394,7 +394,9 @@
     }
     var key = material.trust.keys[content.region + "-" + content.keyId];
     if (!key) {
-      return Promise.reject(new Refusal("unknown_key"));
+      var unknown = new Refusal("unknown_key");
+      unknown.region = content.region;
+      return Promise.reject(unknown);
     }
     if (key.revokedAt !== null && at >= key.revokedAt) {
       return Promise.reject(new Refusal("revoked_key"));
@@ -463,6 +465,12 @@
 
   document.getElementById("verdict-close").addEventListener("click", closeVerdict);
 
+  // The issuing region by its name where the trust material names it.
+  function issuer(region) {
+    var name = material && material.names[region];
+    return say("issued_by", { region: name ? name + " " + region : region });
+  }
+
   function judge(text) {
     var at = nowSeconds();
     return verifyCode(text, at).then(function (content) {
@@ -470,11 +478,13 @@
         ? say("paper", { time: clockFormat.format(new Date(content.listIssuedAt * 1000)) })
         : say("screen");
       showVerdict(content.colour, say(content.colour), content.maskedName,
-        content.colour === "green" ? "" : say("not_green"), detail);
+        content.colour === "green" ? "" : say("not_green"),
+        detail + " · " + issuer(content.region));
       enqueue(text, at);
     }).catch(function (refusal) {
       var code = refusal instanceof Refusal ? refusal.code : "invalid_code";
-      showVerdict("refused", say("refused"), "", say(code), "");
+      var where = refusal instanceof Refusal && refusal.region ? issuer(refusal.region) : "";
+      showVerdict("refused", say("refused"), "", say(code), where);
     });
   }
 
