@@ -138,8 +138,15 @@ class Region:
             assert ran.returncode == 0, ran.stderr + ran.stdout
         return ran
 
+    @property
+    def log(self) -> Path:
+        return self.folder / "server.log"
+
     def start(self) -> None:
-        self.process = start_server(self.port, self.env, workers=self.workers)
+        with self.log.open("ab") as log:
+            self.process = start_server(
+                self.port, self.env, workers=self.workers, stderr=log
+            )
 
     def stop(self) -> None:
         if self.process is not None:
@@ -366,6 +373,33 @@ def test_a_guangzhou_code_verifies_offline_in_xian_from_its_qr_pixels(
     assert verdict["region_name"] == "广东省广州市"
     assert "accepted" in by_text.stdout
     assert "code of region 440100 广东省广州市" in by_text.stdout
+
+
+def test_a_xian_door_holding_only_the_published_list_accepts_the_code(
+    world: World, tmp_path: Path
+) -> None:
+    # A door device of Xi'an keeps no key store: it holds Xi'an's anchors
+    # and the trust list Xi'an publishes, which names Guangzhou's keys.
+    listed = httpx.get(f"{world.xian.url}/v1/trust-list", timeout=10)
+    (tmp_path / "trust.json").write_bytes(listed.content)
+    anchors = world.xian.cli("keys", "list", "--json", "--dir", str(world.xian.keys))
+    (tmp_path / "anchors.json").write_text(anchors.stdout, "utf-8")
+
+    verdict = world.xian.cli(
+        "verify",
+        world.code,
+        "--dir",
+        str(tmp_path / "no-keys"),
+        "--trust-list",
+        str(tmp_path / "trust.json"),
+        "--anchors",
+        str(tmp_path / "anchors.json"),
+        "--json",
+    )
+
+    assert listed.headers["content-type"] == "application/json"
+    assert json.loads(verdict.stdout)["region"] == GUANGZHOU
+    assert json.loads(verdict.stdout)["accepted"] is True
 
 
 def test_xian_online_verify_accepts_the_guangzhou_code_naming_its_region(
@@ -681,3 +715,18 @@ def _unb64(text: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_no_log_line_of_either_region_names_the_visitor(world: World) -> None:
+    logs = {
+        region.code: region.log.read_text("utf-8")
+        for region in (world.xian, world.guangzhou)
+    }
+    name_escaped = json.dumps("林小雨")[1:-1]
+
+    assert '"event": "peer_call"' in logs[XIAN]
+    assert '"route": "/v1/peers/status"' in logs[GUANGZHOU]
+    for text in logs.values():
+        assert VISITOR not in text
+        assert "林小雨" not in text
+        assert name_escaped not in text
