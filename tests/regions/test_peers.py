@@ -263,6 +263,12 @@ def test_a_tampered_peer_file_is_a_configuration_error(
 
     with pytest.raises(PeerConfigurationError, match="anchors vouch for"):
         xian.peers.peers()
+    # This instance still publishes its own keys, and trusts no more than them.
+    document = published_trust_list(xian.keys, xian.peers, NOW, XIAN)
+    anchors = [r for r in xian.keys.records() if r.role is KeyRole.TRUST_LIST]
+    assert {r.region for r in load_trust_list(document, anchors, NOW).keys} == {XIAN}
+    with pytest.raises(UnknownKeyCode, match="not trusted here"):
+        instance_verifier(xian.keys, xian.peers, NOW).verify(guangzhou.code(), NOW)
 
 
 def test_refreshing_every_peer_says_how_each_went(

@@ -159,14 +159,26 @@ class PeerStore:
 
     # Reading
 
-    def peers(self) -> list[Peer]:
-        """Every peer, by region."""
+    def peers(self, *, skip_unreadable: bool = False) -> list[Peer]:
+        """Every peer, by region.
+
+        A peer file that cannot be read or whose list its anchors do not
+        vouch for raises, unless ``skip_unreadable``: then it is left out
+        with a log line, so that one damaged file costs the trust in that
+        peer and not the publication of this instance's own keys.
+        """
         if not self.directory.is_dir():
             return []
         found = []
         for entry in sorted(os.scandir(self.directory), key=lambda e: e.name):
-            if entry.name.endswith(".json") and entry.is_file():
+            if not (entry.name.endswith(".json") and entry.is_file()):
+                continue
+            try:
                 found.append(self._load(Path(entry.path)))
+            except PeerConfigurationError as exc:
+                if not skip_unreadable:
+                    raise
+                log.error("peer_file_unusable", file=entry.name, reason=str(exc))
         return found
 
     def get(self, region: str) -> Peer | None:

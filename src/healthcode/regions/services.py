@@ -91,7 +91,7 @@ def _own_keys(store: KeyStore) -> list[KeyRecord]:
 
 
 def _trusted_peers(peers: PeerStore, at: datetime) -> list[Peer]:
-    return [peer for peer in peers.peers() if peer.valid_at(at)]
+    return [peer for peer in peers.peers(skip_unreadable=True) if peer.valid_at(at)]
 
 
 def published_trust_list(
@@ -145,7 +145,7 @@ def instance_verifier(store: KeyStore, peers: PeerStore, at: datetime) -> Verifi
     records = {
         (r.region, r.key_id): r for r in store.records() if r.role is KeyRole.CODE
     }
-    every = peers.peers()
+    every = peers.peers(skip_unreadable=True)
     for peer in every:
         if peer.valid_at(at):
             for record in peer.code_keys:
@@ -203,7 +203,7 @@ def refresh_peers(
     and its outcome is the error's code; the others are ``refreshed``.
     """
     outcomes = {}
-    for peer in peers.peers():
+    for peer in peers.peers(skip_unreadable=True):
         try:
             peers.refresh(peer.region, fetch(peer), at)
         except HealthcodeError as exc:

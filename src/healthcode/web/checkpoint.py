@@ -91,7 +91,7 @@ def trust_material(
     lists = {region: codes.status_list(session, region, at) for region in regions}
     anchors = [r for r in store.records() if r.role is KeyRole.TRUST_LIST]
     listed = {r.region for r in code_keys} | {
-        r.region for peer in peers.peers() for r in peer.code_keys
+        r.region for peer in peers.peers(skip_unreadable=True) for r in peer.code_keys
     }
     names = {region: region_name(region) for region in sorted(listed)}
     return TrustMaterial(anchors, document, lists, at, names)
