@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 import typer
+from tests.regions.support import free_port
 from tests.service.support import PASSWORD, add_official, api_key, import_identities
 from typer.testing import CliRunner
 
@@ -50,28 +50,9 @@ from healthcode.regions.cli import peers_app
 from healthcode.regions.signing import SIGNATURE_HEADER, sign_request
 
 XIAN, GUANGZHOU, NANJING = "610100", "440100", "320100"
-PORTS = range(7200, 7300)
 REDIS_URL = "redis://127.0.0.1:6379/11"
 # A visitor from Guangzhou: Tianhe district, born 1990-01-01.
 VISITOR = "44010619900101123" + mod11_2_check("44010619900101123")
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def _port() -> int:
-    """A free loopback port of our range, never the same one twice."""
-    for port in random.sample(PORTS, len(PORTS)):
-        if port in _HANDED_OUT:
-            continue
-        with closing(socket.socket()) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("No port is free in 7200-7299.")
 
 
 def _redis_answers() -> bool:
@@ -289,8 +270,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             {**_environment(GUANGZHOU, gz_folder, gz_url), **gz_extra},
             workers=gz_workers,
         )
-        xian.port = _port()
-        guangzhou.port = _port()
+        xian.port = free_port()
+        guangzhou.port = free_port()
         # Both start at once: each takes seconds on a busy machine.
         with ThreadPoolExecutor(2) as pool:
             starting = [pool.submit(region.start) for region in (xian, guangzhou)]
@@ -670,7 +651,7 @@ def test_a_code_of_a_revoked_peer_key_is_refused_after_a_refresh(world: World) -
 
 
 def test_a_peer_that_does_not_answer_gives_a_clear_error(world: World) -> None:
-    silent = socket.create_server(("127.0.0.1", _port()))
+    silent = socket.create_server(("127.0.0.1", free_port()))
     held: list[socket.socket] = []
     threading.Thread(
         target=lambda: held.append(silent.accept()[0]), daemon=True

@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 STATUS_PATH = "/v1/peers/status"
 TRUST_LIST_PATH = "/v1/trust-list"
 _COLOURS = frozenset({"green", "grey", "yellow", "red"})
+#: A trust list of a few hundred keys is tens of kilobytes; nothing a peer
+#: sends needs more than this.
+MAX_ANSWER_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,18 @@ def _send(
     started = time.perf_counter()
     try:
         with httpx.Client(timeout=timeout, transport=transport) as client:
-            answer = client.send(request)
+            answer = client.send(request, stream=True)
+            try:
+                body = bytearray()
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_ANSWER_BYTES:
+                        raise InvalidPeerAnswer(
+                            f"The instance of {_named(peer)} sent an answer larger"
+                            f" than {MAX_ANSWER_BYTES} bytes."
+                        )
+            finally:
+                answer.close()
     except httpx.TimeoutException:
         log.warning("peer_call_failed", region=peer.region, outcome="timeout")
         raise PeerUnreachable(
@@ -87,7 +101,14 @@ def _send(
         status=answer.status_code,
         ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    return answer
+    # The body was read, decoded, with a bound; the answer keeps its status
+    # and headers but those that described the encoded body.
+    headers = [
+        (name, value)
+        for name, value in answer.headers.items()
+        if name.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx.Response(answer.status_code, headers=headers, content=bytes(body))
 
 
 def fetch_trust_list(
