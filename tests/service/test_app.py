@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -142,9 +143,7 @@ def test_an_upload_past_the_limit_is_a_413(
     assert "64 bytes" in answer.json()["message"]
 
 
-def test_serve_refuses_several_workers_without_redis(
-    engine: Engine, monkeypatch
-) -> None:
+def _serve(engine: Engine, monkeypatch, *args: str, **env: str) -> Any:
     import typer
     from typer.testing import CliRunner
 
@@ -155,6 +154,8 @@ def test_serve_refuses_several_workers_without_redis(
         "HEALTHCODE_DATABASE_URL", engine.url.render_as_string(hide_password=False)
     )
     monkeypatch.delenv("HEALTHCODE_REDIS_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     app = typer.Typer()
 
@@ -164,8 +165,35 @@ def test_serve_refuses_several_workers_without_redis(
 
     app.command("serve")(serve_command)
 
-    result = CliRunner().invoke(app, ["serve", "--workers", "2"])
+    result = CliRunner().invoke(app, ["serve", *args])
     get_settings.cache_clear()
+    return result
+
+
+def test_serve_refuses_several_workers_without_redis(
+    engine: Engine, monkeypatch
+) -> None:
+    result = _serve(engine, monkeypatch, "--workers", "2")
 
     assert result.exit_code == 2
     assert "HEALTHCODE_REDIS_URL" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HEALTHCODE_MAX_IN_FLIGHT", "-1"),
+        ("HEALTHCODE_MAX_IN_FLIGHT", "lots"),
+        ("HEALTHCODE_MAX_IN_FLIGHT", "1000001"),
+        ("HEALTHCODE_RETRY_AFTER_SECONDS", "0"),
+        ("HEALTHCODE_RETRY_AFTER_SECONDS", "2.5"),
+    ],
+)
+def test_serve_refuses_a_nonsense_shedding_bound_before_it_starts(
+    engine: Engine, monkeypatch, name: str, value: str
+) -> None:
+    result = _serve(engine, monkeypatch, **{name: value})
+
+    assert result.exit_code == 2
+    assert f"{name} must be a whole number" in result.output
+    assert repr(value) in result.output

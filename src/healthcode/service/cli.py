@@ -28,8 +28,17 @@ def serve_command(
     from healthcode.config import get_settings
     from healthcode.db import open_database
     from healthcode.service.runtime import build_runtime
+    from healthcode.service.shedding import limits_from_env
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+        # Each worker reads the shedding bounds when it builds its app; read
+        # here first, a bad bound stops the command before any worker starts
+        # instead of killing every worker as it boots.
+        limits_from_env()
+    except HealthcodeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if workers > 1 and not settings.redis_url:
         typer.echo(
             "error: --workers above 1 needs HEALTHCODE_REDIS_URL, so that the"
