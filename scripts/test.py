@@ -9,6 +9,7 @@ Under CI (``CI=true``) a missing server is a failure, not a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,6 +66,17 @@ def main() -> int:
               " the Redis suites will NOT run (they show as skipped).")
         if in_ci:
             print("test: under CI the Redis suites are required; failing.")
+            return 1
+
+    # The Redis Cluster suites start a cluster of their own on loopback.
+    missing = [name for name in ("redis-server", "redis-cli") if not shutil.which(name)]
+    if not missing:
+        print("test: Redis Cluster suites run on a cluster they start on 127.0.0.1")
+    else:
+        print(f"test: {' and '.join(missing)} not installed; the Redis Cluster"
+              " suites will NOT run (they show as skipped).")
+        if in_ci:
+            print("test: under CI the Redis Cluster suites are required; failing.")
             return 1
 
     args = [sys.executable, "-m", "pytest", *sys.argv[1:]]

@@ -12,6 +12,12 @@ database in the state the migrations leave it in:
 
 Tests on PostgreSQL carry the ``postgres`` mark and are skipped, with the
 reason printed in the header and the summary, when the variable is unset.
+
+The ``redis_cluster_url`` fixture starts, once per session, a Redis Cluster
+of three primaries on loopback ports of its own (from 7301 up), with
+``redis-server`` and ``redis-cli --cluster create``, and stops it at the
+end. Without those programs its tests are skipped with the reason printed,
+except under CI (``CI=true``), where they fail.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ import atexit
 import os
 import secrets
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from healthcode.accounts.stores import RedisStore
 from healthcode.db import Base, make_engine, open_database
 
 # Sealed columns take their keys from HEALTHCODE_DATA_KEY_DIR. The suite
@@ -41,14 +51,138 @@ if "HEALTHCODE_DATA_KEY_DIR" not in os.environ:
 
 POSTGRES_ENV = "HEALTHCODE_TEST_POSTGRES_URL"
 POSTGRES_SKIP = f"{POSTGRES_ENV} is not set, so the PostgreSQL tests do not run."
+CLUSTER_SKIP = (
+    "redis-server or redis-cli is not installed, so the Redis Cluster tests do not run."
+)
+#: Loopback ports the test cluster may take; each node's bus is its port + 10000.
+CLUSTER_PORTS = range(7301, 7400)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        return f"postgres: {POSTGRES_SKIP}"
-    shown = sa.make_url(url).render_as_string(hide_password=True)
-    return f"postgres: tests run against a fresh database on {shown}"
+        lines = [f"postgres: {POSTGRES_SKIP}"]
+    else:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        lines = [f"postgres: tests run against a fresh database on {shown}"]
+    if shutil.which("redis-server") and shutil.which("redis-cli"):
+        lines.append("redis cluster: three nodes of its own on loopback, from 7301")
+    else:
+        lines.append(f"redis cluster: {CLUSTER_SKIP}")
+    return lines
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_ports(count: int = 3) -> list[int]:
+    free = [p for p in CLUSTER_PORTS if _port_free(p) and _port_free(p + 10000)]
+    if len(free) < count:
+        raise RuntimeError(
+            f"Fewer than {count} free loopback ports in {CLUSTER_PORTS.start}"
+            f"-{CLUSTER_PORTS.stop - 1} for the test Redis Cluster."
+        )
+    return free[:count]
+
+
+def _wait_for_cluster(cli: str, ports: list[int], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        states = [
+            subprocess.run(
+                [cli, "-h", "127.0.0.1", "-p", str(port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+            for port in ports
+        ]
+        if all("cluster_state:ok" in state for state in states):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"The test Redis Cluster was not ok within {seconds} s.")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``redis+cluster://`` URL of three primaries started for this session."""
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{CLUSTER_SKIP} Under CI they are required.")
+        pytest.skip(CLUSTER_SKIP)
+    folder = tmp_path_factory.mktemp("redis-cluster")
+    ports = _cluster_ports()
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            node = folder / str(port)
+            node.mkdir()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(node / "nodes.conf"),
+                        "--dir",
+                        str(node),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--daemonize",
+                        "no",
+                    ],  # fmt: skip
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        for port in ports:
+            _wait_for_port(port)
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{port}" for port in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],  # fmt: skip
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        _wait_for_cluster(cli, ports)
+        yield f"redis+cluster://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/"
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+
+
+def _wait_for_port(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"Nothing listened on port {port} within {seconds} s.")
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +262,16 @@ def engine(
         cleaner = make_engine(url)
         _reset_postgres(cleaner, seed)
         cleaner.dispose()
+
+
+@pytest.fixture
+def redis_cluster_store(redis_cluster_url: str) -> Iterator[RedisStore]:
+    """A store in the test cluster under a fresh prefix, emptied afterwards."""
+    store = RedisStore.from_url(
+        redis_cluster_url, prefix=f"healthcode-test-{secrets.token_hex(6)}:"
+    )
+    try:
+        yield store
+    finally:
+        store.clear()
+        store.client.close()

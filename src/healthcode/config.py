@@ -36,7 +36,9 @@ class Settings(BaseSettings):
 
     # The HTTP service. Redis holds hot statuses, rate-limit counters,
     # sign-in codes and sessions when a URL is set; without one they live in
-    # the process, which suits one worker and development only.
+    # the process, which suits one worker and development only. A URL
+    # redis+cluster://host:port,host:port/ names a Redis Cluster by some of
+    # its nodes (rediss+cluster:// for TLS).
     redis_url: str | None = None
     # The key store that signs codes, and the region codes are issued for
     # (unset: each resident's prefecture of residence); the same variables
@@ -109,8 +111,26 @@ class Settings(BaseSettings):
     def _redis_url_shape(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
+        from healthcode.accounts.stores import CLUSTER_SCHEMES, cluster_nodes
+
+        if value.startswith(tuple(f"{scheme}://" for scheme in CLUSTER_SCHEMES)):
+            cluster_nodes(value)
+            return value
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+            raise ValueError(
+                "must start with redis://, rediss://, unix:// or, for a"
+                " cluster, redis+cluster://"
+            )
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix_untagged(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError(
+                "must not hold a brace: Redis Cluster would read it as the hash"
+                " tag of every key and put them all in one slot"
+            )
         return value
 
     @field_validator("region")

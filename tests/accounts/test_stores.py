@@ -1,4 +1,5 @@
-"""Both stores keep, add, count and forget alike; Redis where it answers."""
+"""Both stores keep, add, count and forget alike: in memory, in one Redis
+server where it answers, and in a Redis Cluster of three nodes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import MemoryStore, RedisStore
@@ -34,10 +36,13 @@ def _redis_up() -> bool:
         return False
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def store(request: pytest.FixtureRequest) -> Iterator[MemoryStore | RedisStore]:
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param == "redis-cluster":
+        yield request.getfixturevalue("redis_cluster_store")
         return
     if not _redis_up():
         if os.environ.get("CI", "").lower() == "true":
@@ -124,3 +129,50 @@ def test_an_unreachable_redis_names_the_setting() -> None:
     # Port 1 on the loopback: nothing listens there.
     with pytest.raises(StoreUnavailable, match="HEALTHCODE_REDIS_URL"):
         RedisStore.from_url("redis://127.0.0.1:1/0")
+
+
+def test_cluster_clear_removes_its_keys_on_every_node(
+    redis_cluster_store: RedisStore,
+) -> None:
+    for number in range(50):
+        redis_cluster_store.set(f"k{number}", b"1", 60)
+    on_nodes = _keys_by_node(redis_cluster_store)
+
+    redis_cluster_store.clear()
+
+    assert len([n for n in on_nodes.values() if n]) > 1
+    assert sum(on_nodes.values()) == 50
+    assert sum(_keys_by_node(redis_cluster_store).values()) == 0
+
+
+def _keys_by_node(store: RedisStore) -> dict[str, int]:
+    counts = {}
+    for node in store.client.get_primaries():  # type: ignore[union-attr]
+        found = node.redis_connection.scan_iter(match=store.prefix + "*")
+        counts[node.name] = len(list(found))
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://127.0.0.1/", "is not host:port"),
+        ("redis+cluster://127.0.0.1:7301,:7302/", "is not host:port"),
+        ("redis+cluster://127.0.0.1:99999/", "is not host:port"),
+        ("redis+cluster://127.0.0.1:7301/3", "only database 0"),
+    ],
+)
+def test_a_malformed_cluster_url_names_the_setting(url: str, problem: str) -> None:
+    with pytest.raises(StoreUnavailable, match=f"HEALTHCODE_REDIS_URL.*{problem}"):
+        RedisStore.from_url(url)
+
+
+def test_an_unreachable_cluster_names_the_setting() -> None:
+    with pytest.raises(StoreUnavailable, match="HEALTHCODE_REDIS_URL"):
+        RedisStore.from_url("redis+cluster://127.0.0.1:1/")
+
+
+def test_a_prefix_with_a_brace_is_refused() -> None:
+    with pytest.raises(StoreUnavailable, match="HEALTHCODE_REDIS_PREFIX"):
+        # Nothing listens on port 1; the prefix is refused before any command.
+        RedisStore(redis.Redis(host="127.0.0.1", port=1), prefix="hc{1}:")

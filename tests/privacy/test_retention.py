@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from healthcode.accounts.senders import FileSender, phone_digest
 from healthcode.accounts.services import SignInPolicy, request_sign_in_code
-from healthcode.accounts.stores import MemoryStore
+from healthcode.accounts.stores import MemoryStore, phone_key
 from healthcode.audit.models import AuditEntry
 from healthcode.audit.services import append, verify_log
 from healthcode.checkins.models import Checkin
@@ -175,7 +175,7 @@ def test_the_store_forgets_a_sign_in_code_when_its_life_ends() -> None:
 
     policy = SignInPolicy(code_ttl=timedelta(minutes=5))
     request_sign_in_code(store, Sender(), "13912345678", NOW, policy)
-    key = f"sign-in:{phone_digest('+8613912345678')}"
+    key = phone_key("sign-in", phone_digest("+8613912345678"))
     alive = store.get(key)
     ticks[0] += 5 * 60 + 1
 

@@ -5,6 +5,10 @@ keeps its short-lived state in memory; on PostgreSQL it keeps it in Redis,
 as production does, under a prefix of its own in database 11, removed
 afterwards. Without Redis on 127.0.0.1:6379 the PostgreSQL half is skipped
 with the reason printed, except under CI (``CI=true``), where it fails.
+
+A module that also runs against a Redis Cluster marks itself with
+``pytestmark = ON_REDIS_CLUSTER_TOO``: each of its tests then runs once more
+on each backend with its short-lived state in the session's test cluster.
 """
 
 from __future__ import annotations
@@ -114,7 +118,23 @@ def outbox() -> Outbox:
     return Outbox()
 
 
-def backend_store(engine: Engine, request: pytest.FixtureRequest) -> Store:
+#: Marks a module whose tests run on a Redis Cluster too.
+ON_REDIS_CLUSTER_TOO = pytest.mark.parametrize(
+    "redis_kind", ["server", "cluster"], indirect=True
+)
+
+
+@pytest.fixture
+def redis_kind(request: pytest.FixtureRequest) -> str:
+    """``cluster`` where a module asks for the cluster, else ``server``."""
+    return getattr(request, "param", "server")
+
+
+def backend_store(
+    engine: Engine, request: pytest.FixtureRequest, redis_kind: str = "server"
+) -> Store:
+    if redis_kind == "cluster":
+        return request.getfixturevalue("redis_cluster_store")
     if engine.dialect.name == "postgresql":
         return request.getfixturevalue("redis_store")
     return MemoryStore()
@@ -131,8 +151,8 @@ def settings(engine: Engine, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(engine: Engine, request: pytest.FixtureRequest) -> Store:
-    return backend_store(engine, request)
+def store(engine: Engine, request: pytest.FixtureRequest, redis_kind: str) -> Store:
+    return backend_store(engine, request, redis_kind)
 
 
 @pytest.fixture

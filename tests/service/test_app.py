@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,49 @@ def test_an_unreachable_redis_is_named_at_start_up(engine: Engine) -> None:
 
     with pytest.raises(ConfigurationError, match="HEALTHCODE_REDIS_URL"):
         create_app(settings, engine=engine)
+
+
+def test_a_cluster_url_serves_from_the_cluster(
+    engine: Engine, redis_cluster_url: str, tmp_path: Path
+) -> None:
+    from healthcode.service.runtime import build_runtime
+
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        redis_url=redis_cluster_url,
+        redis_prefix="healthcode-test-app:",
+        key_dir=str(tmp_path / "keys"),
+    )
+
+    runtime = build_runtime(settings, engine=engine)
+    runtime.store.set("probe", b"1", 5)
+
+    assert runtime.store.clustered  # type: ignore[attr-defined]
+    assert runtime.store.get("probe") == b"1"
+    runtime.store.clear()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("redis_url", "redis+cluster://127.0.0.1/", "is not host:port"),
+        ("redis_url", "memcached://127.0.0.1:11211", "redis+cluster://"),
+        ("redis_prefix", "hc{x}:", "must not hold a brace"),
+    ],
+)
+def test_a_bad_redis_setting_is_named(
+    monkeypatch, name: str, value: str, problem: str
+) -> None:
+    from healthcode.config import get_settings
+
+    monkeypatch.setenv(f"HEALTHCODE_{name.upper()}", value)
+    get_settings.cache_clear()
+
+    with pytest.raises(
+        ConfigurationError, match=f"HEALTHCODE_{name.upper()}.*{re.escape(problem)}"
+    ):
+        get_settings()
+    get_settings.cache_clear()
 
 
 def test_a_sign_in_file_in_a_missing_folder_is_named(

@@ -16,8 +16,10 @@ from healthcode.service.cache import StatusCache
 from healthcode.status.models import Status
 from healthcode.status.services import recolor_all, recolor_residents
 
-from .conftest import NOW
+from .conftest import NOW, ON_REDIS_CLUSTER_TOO
 from .support import ADULT, import_identities
+
+pytestmark = ON_REDIS_CLUSTER_TOO
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -7,8 +7,10 @@ from typing import Any
 import pyotp
 from sqlalchemy.engine import Engine
 
-from .conftest import NOW
+from .conftest import NOW, ON_REDIS_CLUSTER_TOO
 from .support import PASSWORD, add_official, bearer, sign_in_phone
+
+pytestmark = ON_REDIS_CLUSTER_TOO
 
 PHONE = "13800138000"
 

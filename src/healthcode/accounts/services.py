@@ -52,7 +52,7 @@ from healthcode.accounts.errors import (
 )
 from healthcode.accounts.models import Account, ApiKey, Official
 from healthcode.accounts.senders import CodeSender, phone_digest
-from healthcode.accounts.stores import Store
+from healthcode.accounts.stores import Store, phone_key
 
 __all__ = [
     "ROLE_PERMISSIONS",
@@ -184,7 +184,7 @@ def _code_hash(salt: bytes, code: str) -> str:
 
 
 def _check_lock(store: Store, digest: str, now: datetime) -> None:
-    raw = store.get(f"sign-in-lock:{digest}")
+    raw = store.get(phone_key("sign-in-lock", digest))
     if raw is None:
         return
     until = datetime.fromisoformat(orjson.loads(raw)["until"])
@@ -217,7 +217,7 @@ def request_sign_in_code(
     # One code per resend window, the window chosen from the caller's clock;
     # adding the window's key is atomic, so two requests at once send one.
     window = int(now.timestamp() // wait)
-    if not store.add(f"sign-in-sent:{digest}:{window}", b"1", wait + 1):
+    if not store.add(phone_key("sign-in-sent", digest, str(window)), b"1", wait + 1):
         retry = max(1, int((window + 1) * wait - now.timestamp()) + 1)
         raise RateLimited(
             "A sign-in code was sent to this number moments ago; wait"
@@ -236,7 +236,9 @@ def request_sign_in_code(
         "validUntil": valid_until.isoformat(),
     }
     store.set(
-        f"sign-in:{digest}", orjson.dumps(challenge), policy.code_ttl.total_seconds()
+        phone_key("sign-in", digest),
+        orjson.dumps(challenge),
+        policy.code_ttl.total_seconds(),
     )
     sender.send(number, code, valid_until)
     log.info("sign_in_code_sent", phone_digest=digest[:12])
@@ -263,27 +265,29 @@ def verify_sign_in_code(
     wrong = SignInCodeWrong(
         "The sign-in code is wrong or has expired; check it, or ask for a new one."
     )
-    raw = store.get(f"sign-in:{digest}")
+    raw = store.get(phone_key("sign-in", digest))
     if raw is None or not isinstance(code, str) or not _CODE.fullmatch(code):
         raise wrong
     challenge = orjson.loads(raw)
     if datetime.fromisoformat(challenge["validUntil"]) <= now:
-        store.delete(f"sign-in:{digest}")
+        store.delete(phone_key("sign-in", digest))
         raise wrong
     expected = challenge["hash"]
     if not hmac.compare_digest(
         expected, _code_hash(bytes.fromhex(challenge["salt"]), code)
     ):
-        failures = store.incr(f"sign-in-fails:{digest}", policy.lockout.total_seconds())
+        failures = store.incr(
+            phone_key("sign-in-fails", digest), policy.lockout.total_seconds()
+        )
         if failures >= policy.max_attempts:
             until = now + policy.lockout
             store.set(
-                f"sign-in-lock:{digest}",
+                phone_key("sign-in-lock", digest),
                 orjson.dumps({"until": until.isoformat()}),
                 policy.lockout.total_seconds(),
             )
-            store.delete(f"sign-in:{digest}")
-            store.delete(f"sign-in-fails:{digest}")
+            store.delete(phone_key("sign-in", digest))
+            store.delete(phone_key("sign-in-fails", digest))
             log.warning("sign_in_locked", phone_digest=digest[:12])
             _check_lock(store, digest, now)
         left = policy.max_attempts - failures
@@ -293,10 +297,14 @@ def verify_sign_in_code(
         )
     # Two requests with the right code at once must not both succeed: only
     # the one that marks the code used goes on.
-    if not store.add(f"sign-in-used:{expected}", b"1", policy.code_ttl.total_seconds()):
+    if not store.add(
+        phone_key("sign-in-used", digest, expected),
+        b"1",
+        policy.code_ttl.total_seconds(),
+    ):
         raise wrong
-    store.delete(f"sign-in:{digest}")
-    store.delete(f"sign-in-fails:{digest}")
+    store.delete(phone_key("sign-in", digest))
+    store.delete(phone_key("sign-in-fails", digest))
     account = session.scalars(
         sa.select(Account).where(Account.phone_index == number)
     ).one_or_none()

@@ -6,7 +6,31 @@ the same few operations:
 
 * :class:`MemoryStore`, in the process, for one worker and for development;
 * :class:`RedisStore`, in Redis, shared by every worker and every machine,
-  used whenever ``HEALTHCODE_REDIS_URL`` is set.
+  used whenever ``HEALTHCODE_REDIS_URL`` is set: one server
+  (``redis://host:port/db``) or a Redis Cluster
+  (``redis+cluster://host:port,host:port/``, any of its nodes; the client
+  learns the rest from them).
+
+Keys in a cluster. Redis Cluster places a key by the hash of its *hash tag*,
+the text between the first ``{`` and the next ``}``, or of the whole key
+when it has none, and refuses a command or script that touches keys in two
+slots. Keys are therefore named so that those used together share a tag and
+everything else spreads over the slots:
+
+* a resident's hot entries carry the resident, ``status:{r42}`` and
+  ``code-ingredients:{r42}``, so one resident's entries may be read in one
+  command while a city's residents spread over every node;
+* a phone's sign-in entries carry its digest, ``sign-in:{<digest>}``,
+  ``sign-in-fails:{<digest>}``, ``sign-in-lock:{<digest>}``, and so on;
+* a session (``session:<digest>``) and a rate-limit counter
+  (``rate:<name>:<subject>:<bucket>``) stand alone, untagged, so they spread
+  by their whole name.
+
+:func:`resident_key` and :func:`phone_key` build the tagged names. Every
+operation below touches one key, and the one that needs two commands
+(:meth:`Store.incr`) runs them as a script on that key, so nothing needs the
+keys of two slots. The prefix must hold no brace, or its tag would put every
+key in one slot.
 
 Values are bytes. Time-based outcomes (is a code expired, is a session over)
 are decided by the callers from instants they store inside the values and
@@ -21,12 +45,69 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
 from healthcode.accounts.errors import StoreUnavailable
 
-__all__ = ["MemoryStore", "RedisStore", "Store"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "MemoryStore",
+    "RedisStore",
+    "Store",
+    "cluster_nodes",
+    "phone_key",
+    "resident_key",
+]
+
+#: URL schemes that name a Redis Cluster rather than one server.
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+# Errors of redis-py's cluster client that are not RedisErrors.
+_REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+# One counter step and its window, atomically, on the one key the script
+# names: valid on a single server and in a cluster alike. NX keeps the first
+# expiry, so a counter's window does not slide.
+_INCR = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return count
+"""
+
+
+def resident_key(kind: str, resident_id: int) -> str:
+    """The name of a resident's entry of ``kind``, tagged by the resident."""
+    return f"{kind}:{{r{int(resident_id)}}}"
+
+
+def phone_key(kind: str, digest: str, *rest: str) -> str:
+    """The name of a phone's entry of ``kind``, tagged by its digest."""
+    return ":".join((f"{kind}:{{{digest}}}", *rest))
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The ``host:port`` pairs a ``redis+cluster://`` URL names, in order.
+
+    Raises ValueError naming what is wrong, for the setting's message.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"a cluster URL starts with {' or '.join(CLUSTER_SCHEMES)}://")
+    hosts = parts.netloc.rpartition("@")[2]
+    nodes = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"cluster node {item.strip()!r} is not host:port with a port"
+                " from 1 to 65535"
+            )
+        nodes.append((host.strip("[]"), int(port)))
+    if parts.path not in ("", "/"):
+        raise ValueError("a cluster has only database 0; the URL names no database")
+    return nodes
 
 
 class Store(Protocol):
@@ -140,25 +221,43 @@ class MemoryStore:
 
 
 class RedisStore:
-    """A store in Redis, every key under one prefix.
+    """A store in Redis, one server or a cluster, every key under one prefix.
 
     Redis errors become :class:`StoreUnavailable`, so that a lost Redis is
     answered as the service being unavailable rather than as a crash.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "healthcode:") -> None:
+    def __init__(
+        self, client: redis.Redis | RedisCluster, prefix: str = "healthcode:"
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise StoreUnavailable(
+                "HEALTHCODE_REDIS_PREFIX must not hold a brace: Redis Cluster"
+                " would read it as the hash tag of every key."
+            )
         self.client = client
         self.prefix = prefix
+        self._incr = client.register_script(_INCR)
+
+    @property
+    def clustered(self) -> bool:
+        return isinstance(self.client, RedisCluster)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "healthcode:") -> RedisStore:
         """Connect to ``url`` and check that Redis answers, naming the setting."""
+        timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
         try:
-            client = redis.Redis.from_url(
-                url, socket_timeout=2.0, socket_connect_timeout=2.0
-            )
+            if urlsplit(url).scheme in CLUSTER_SCHEMES:
+                client: redis.Redis | RedisCluster = _cluster_client(url, timeouts)
+            else:
+                client = redis.Redis.from_url(url, **timeouts)
             client.ping()
-        except (redis.RedisError, ValueError) as exc:
+        except ValueError as exc:
+            raise StoreUnavailable(
+                f"HEALTHCODE_REDIS_URL is not a usable Redis URL: {exc}."
+            ) from None
+        except _REDIS_ERRORS as exc:
             raise StoreUnavailable(
                 "HEALTHCODE_REDIS_URL names a Redis server that does not answer"
                 f" ({type(exc).__name__}); start it or correct the URL."
@@ -171,7 +270,7 @@ class RedisStore:
     def _run(self, action: Callable[[], object]) -> object:
         try:
             return action()
-        except redis.RedisError as exc:
+        except _REDIS_ERRORS as exc:
             raise StoreUnavailable(
                 f"Redis failed a command ({type(exc).__name__})."
             ) from None
@@ -200,23 +299,39 @@ class RedisStore:
 
     def incr(self, key: str, ttl_seconds: float) -> int:
         full = self._key(key)
-
-        def run() -> int:
-            pipe = self.client.pipeline()
-            pipe.incr(full)
-            # NX keeps the first expiry: a counter's window does not slide.
-            pipe.expire(full, _whole_seconds(ttl_seconds), nx=True)
-            count, _ = pipe.execute()
-            return int(count)
-
-        return int(self._run(run))  # type: ignore[call-overload]
+        count = self._run(
+            lambda: self._incr(keys=[full], args=[_whole_seconds(ttl_seconds)])
+        )
+        return int(count)  # type: ignore[call-overload]
 
     def clear(self) -> None:
         """Delete every key under this store's prefix (for tests)."""
 
         def run() -> None:
-            batch = list(self.client.scan_iter(match=self.prefix + "*", count=500))
-            if batch:
-                self.client.delete(*batch)
+            # A cluster scans each primary in turn; DEL is sent key by key so
+            # that no command names keys of two slots.
+            names = list(self.client.scan_iter(match=self.prefix + "*", count=500))
+            if not self.clustered:
+                if names:
+                    self.client.delete(*names)
+                return
+            for name in names:
+                self.client.delete(name)
 
         self._run(run)
+
+
+def _cluster_client(url: str, timeouts: dict[str, float]) -> RedisCluster:
+    parts = urlsplit(url)
+    nodes = [ClusterNode(host, port) for host, port in cluster_nodes(url)]
+    credentials: dict[str, object] = {}
+    if parts.username:
+        credentials["username"] = unquote(parts.username)
+    if parts.password:
+        credentials["password"] = unquote(parts.password)
+    return RedisCluster(
+        startup_nodes=nodes,
+        ssl=parts.scheme == "rediss+cluster",
+        **credentials,  # type: ignore[arg-type]
+        **timeouts,  # type: ignore[arg-type]
+    )

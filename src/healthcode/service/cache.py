@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.errors import StoreUnavailable
-from healthcode.accounts.stores import Store
+from healthcode.accounts.stores import Store, resident_key
 from healthcode.codes.format import next_daily_expiry
 from healthcode.status.models import RecolorGuard, Status
 from healthcode.status.services import StatusView, current_status
@@ -61,7 +61,7 @@ class StatusCache:
 
     def status(self, session: Session, resident_id: int, now: datetime) -> StatusView:
         """The resident's status at ``now``, from the cache when it is current."""
-        key = f"status:{resident_id}"
+        key = resident_key("status", resident_id)
         fence = _writes(session)
         try:
             raw = self.store.get(key)
@@ -101,7 +101,7 @@ class StatusCache:
         return view
 
     def forget(self, resident_id: int) -> None:
-        self.store.delete(f"status:{resident_id}")
+        self.store.delete(resident_key("status", resident_id))
 
 
 def _entry(

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.errors import StoreUnavailable
-from healthcode.accounts.stores import Store
+from healthcode.accounts.stores import Store, resident_key
 from healthcode.codes.services import CodeService
 
 __all__ = ["CodeIngredients"]
@@ -34,7 +34,7 @@ class CodeIngredients:
 
     def of(self, session: Session, resident_id: int) -> tuple[str, str]:
         """The resident's masked name and issuing region."""
-        key = f"code-ingredients:{resident_id}"
+        key = resident_key("code-ingredients", resident_id)
         try:
             raw = self.store.get(key)
         except StoreUnavailable:
