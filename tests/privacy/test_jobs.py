@@ -20,6 +20,7 @@ from healthcode.audit.models import AuditEntry
 from healthcode.audit.services import append
 from healthcode.config import Settings
 from healthcode.feeds.models import Declaration
+from healthcode.partitions import PARTITIONED, partitions_of
 from healthcode.privacy.config import get_privacy_settings
 from healthcode.privacy.jobs import next_run, run_daily
 from healthcode.privacy.models import AuditSeal, DailyCount
@@ -107,6 +108,17 @@ def test_a_day_of_the_job_purges_counts_yesterday_and_seals(
     assert [(s.kind, s.last_id) for s in seals] == [("head", 2)]
     assert actions == ["test.act", "privacy.purge"]
     assert verdict.intact, verdict.problem
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            made = {
+                table: {p.name for p in partitions_of(connection, table)}
+                for table in PARTITIONED
+            }
+        # Today (30 March) and the seven days after it, for both tables.
+        for table in PARTITIONED:
+            assert {f"{table}_2026_03_30", f"{table}_2026_04_06"} <= made[table]
+    else:
+        assert report.partitions_created == []
 
 
 # The job inside the service.

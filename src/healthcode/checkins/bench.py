@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
@@ -57,11 +58,13 @@ from healthcode.checkins.reference import reference_exposures
 from healthcode.checkins.tracing import TracingPolicy, infectious_windows, trace
 from healthcode.db import make_engine, migrate, postgres_reachable, throwaway_postgres
 from healthcode.identity.models import Resident, stored_personal_values
+from healthcode.partitions import PARTITIONED, create_day_partitions, days_between
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: The bench's clock: noon in Shanghai on the day after the generated days.
 NOW = datetime(2026, 3, 15, 4, 0, tzinfo=UTC)
 ZONE_OFFSET = timedelta(hours=8)
+BENCH_ZONE = ZoneInfo("Asia/Shanghai")
 DISTRICTS = ("610102", "610103", "610104", "610111", "610112", "610113", "610116")
 VENUE_TYPES = ("shop", "restaurant", "office", "hospital", "station", "park")
 VENUE_WEIGHTS = (0.45, 0.3, 0.12, 0.03, 0.02, 0.08)
@@ -331,6 +334,10 @@ def _without_secondary_structures(engine: Engine) -> Iterator[None]:
     table = Checkin.__table__
     postgres = engine.dialect.name == "postgresql"
     with engine.begin() as connection:
+        # On PostgreSQL the indexes are rebuilt as the database defines them,
+        # which for the day-partitioned table differs from the model (its
+        # unique indexes carry the partition key).
+        definitions = _index_definitions(connection, table) if postgres else {}
         for index in table.indexes:
             index.drop(connection)
         if postgres:
@@ -341,7 +348,10 @@ def _without_secondary_structures(engine: Engine) -> Iterator[None]:
         if postgres:
             connection.execute(sa.text("SET maintenance_work_mem = '1GB'"))
         for index in table.indexes:
-            index.create(connection)
+            if index.name in definitions:
+                connection.execute(sa.text(definitions[str(index.name)]))
+            else:
+                index.create(connection)
         if postgres:
             for constraint in table.foreign_key_constraints:
                 connection.execute(sa.schema.AddConstraint(constraint))
@@ -350,6 +360,19 @@ def _without_secondary_structures(engine: Engine) -> Iterator[None]:
             # sample; a sample is all the planner needs.
             connection.execute(sa.text("PRAGMA analysis_limit=1000"))
         connection.execute(sa.text("ANALYZE"))
+
+
+def _index_definitions(connection: sa.Connection, table: sa.Table) -> dict[str, str]:
+    found = {}
+    for index in table.indexes:
+        text = connection.execute(
+            sa.text("SELECT pg_get_indexdef(to_regclass(:name))"), {"name": index.name}
+        ).scalar_one()
+        if text:
+            # A partitioned table's index is shown as made ON ONLY the
+            # parent; made over the whole table it covers every partition.
+            found[str(index.name)] = text.replace(" ON ONLY ", " ON ", 1)
+    return found
 
 
 def load(
@@ -379,6 +402,18 @@ def load(
     _load_residents(engine, size, texts, postgres, progress)
     _load_venues(engine, population, size, texts, postgres)
     _load_records(engine, population, import_id, texts, postgres, progress)
+    if postgres:
+        # Migrations make the partitions of the days around the wall clock;
+        # the bench's days are its own.
+        first = datetime.fromtimestamp(population.start, UTC)
+        with engine.begin() as connection:
+            for table in PARTITIONED:
+                create_day_partitions(
+                    connection,
+                    table,
+                    days_between(first, NOW + timedelta(days=1), BENCH_ZONE),
+                    BENCH_ZONE,
+                )
     with _without_secondary_structures(engine):
         _load_checkins(engine, population, texts, postgres, progress)
         progress("indexes and keys", 0, 1)

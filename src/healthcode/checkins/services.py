@@ -743,18 +743,27 @@ def purge_checkins(
     """Delete visits older than the retention period; return how many went.
 
     Their rescans go with them, and so do the venue exposures that ended
-    before the same cutoff.
+    before the same cutoff. On PostgreSQL, where check-ins are partitioned
+    by local day, the partitions of whole expired days are dropped and only
+    older rows elsewhere (the default partition, a partition that straddles
+    the cutoff) are deleted one by one.
     """
+    from healthcode.partitions import drop_partitions_before
+
     cutoff = retention_cutoff(now, retention, zone or get_settings().tz)
     old = sa.select(Checkin.id).where(Checkin.checked_in_at < cutoff)
     session.execute(
         sa.delete(CheckinRescan).where(CheckinRescan.checkin_id.in_(old)),
         execution_options={"synchronize_session": False},
     )
-    deleted = session.execute(
-        sa.delete(Checkin).where(Checkin.checked_in_at < cutoff),
-        execution_options={"synchronize_session": False},
-    ).rowcount
+    dropped = drop_partitions_before(session.connection(), "checkins", cutoff)
+    deleted = (
+        dropped
+        + session.execute(
+            sa.delete(Checkin).where(Checkin.checked_in_at < cutoff),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+    )
     # An exposure at a venue is a trace of two visits; it goes with them.
     # Journeys come from carriers' manifests, whose keeping is not ours.
     exposures = session.execute(
@@ -764,6 +773,7 @@ def purge_checkins(
     log.info(
         "checkins_purged",
         deleted=deleted,
+        in_dropped_partitions=dropped,
         exposures=exposures,
         cutoff=cutoff.isoformat(),
     )

@@ -1,9 +1,13 @@
-"""The server's daily jobs: retention, counts and seals; and key rotation.
+"""The server's daily jobs: partitions, retention, counts and seals; key rotation.
 
 After that it refreshes the trust lists of the peer regions, so that their
 codes stay trusted without an operator's hand (see docs/regions.md).
 
-:func:`run_daily` does one day's work at the instant it is given.
+:func:`run_daily` does one day's work at the instant it is given: on
+PostgreSQL it first creates the day partitions of check-ins and status
+events for today and the week after (:mod:`healthcode.partitions`), so that
+no insert waits in the default partition, then purges, which drops the
+partitions of expired days.
 :func:`start_daily_job` runs it inside the service, once a day at the local
 time ``HEALTHCODE_DAILY_JOB_AT``, as a background task of the service's
 lifespan; :func:`stop_daily_job` ends that task when the service stops.
@@ -25,7 +29,7 @@ import asyncio
 import contextlib
 import fcntl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,7 @@ import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from healthcode.partitions import ensure_upcoming_partitions
 from healthcode.privacy.counts import count_day, day_end, record_counts
 from healthcode.privacy.crypto import DataKeys
 from healthcode.privacy.retention import PurgeReport, RetentionPolicy, purge
@@ -65,6 +70,7 @@ class DailyReport:
     purge: PurgeReport
     counted_day: date
     seal_id: int
+    partitions_created: list[str] = field(default_factory=list)
 
 
 def next_run(after: datetime, at: time, zone: ZoneInfo) -> datetime:
@@ -84,7 +90,10 @@ def run_daily(
     *,
     sign_in_file: Path | None = None,
 ) -> DailyReport:
-    """Purge every kind by ``policy``, count yesterday, then seal the head."""
+    """Make the coming days' partitions, purge every kind by ``policy``,
+    count yesterday, then seal the head."""
+    with engine.begin() as connection:
+        created = ensure_upcoming_partitions(connection, now, policy.zone)
     purged = purge(engine, now, policy, keys, sign_in_file=sign_in_file)
     yesterday = now.astimezone(policy.zone).date() - timedelta(days=1)
     with Session(engine) as session, session.begin():
@@ -98,8 +107,9 @@ def run_daily(
         problems=len(purged.problems),
         counted_day=yesterday.isoformat(),
         seal_id=seal_id,
+        partitions_created=len(created),
     )
-    return DailyReport(purged, yesterday, seal_id)
+    return DailyReport(purged, yesterday, seal_id, created)
 
 
 async def _daily_loop(
