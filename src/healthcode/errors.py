@@ -18,3 +18,18 @@ class ConfigurationError(HealthcodeError):
     """A setting is missing or has a value that cannot work."""
 
     code = "configuration_error"
+
+
+class DatabaseUnavailable(HealthcodeError):
+    """The database does not answer: stopped, restarting, or out of reach.
+
+    Nothing of the request was stored (a transaction that did not commit
+    leaves nothing), so the caller keeps what it sent and sends it again
+    after ``retry_after`` seconds.
+    """
+
+    code = "database_unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,6 +61,98 @@ def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
             process.wait(timeout=10)
 
 
+#: Loopback ports a test PostgreSQL of its own may take.
+POSTGRES_PORTS = range(7380, 7400)
+
+
+class PostgresInstance:
+    """A PostgreSQL server of the test's own, in a data folder it made."""
+
+    def __init__(self, pg_ctl: str, data: Path, port: int, owner: dict[str, Any]):
+        self.pg_ctl = pg_ctl
+        self.data = data
+        self.port = port
+        self._owner = owner
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(
+            [self.pg_ctl, "-D", str(self.data), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            **self._owner,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1"
+            f" -k {self.data} -c max_connections=60"
+        )
+        self._control("-l", str(self.data / "server.log"), "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        """Stop it the way an operator would for a restart: fast, cleanly."""
+        self._control("-m", "fast", "-w", "stop")
+
+
+@contextmanager
+def postgres_instance() -> Iterator[PostgresInstance]:
+    """Start a PostgreSQL server of our own on a loopback port from 7380."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        reason = "initdb and pg_ctl are not installed, so this test does not run."
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} Under CI it is required.")
+        pytest.skip(reason)
+    owner: dict[str, Any] = {}
+    folder = Path(tempfile.mkdtemp(prefix="healthcode-pg-"))
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root; it runs as its own system user.
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("Running as root without a postgres user to run PostgreSQL.")
+        owner = {"user": account.pw_uid, "group": account.pw_gid}
+        os.chown(folder, account.pw_uid, account.pw_gid)
+    port = next(
+        (p for p in POSTGRES_PORTS if _port_free(p)),
+        None,
+    )
+    if port is None:
+        raise RuntimeError("No free loopback port in 7380-7399 for PostgreSQL.")
+    data = folder / "data"
+    subprocess.run(
+        [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        **owner,
+    )
+    instance = PostgresInstance(pg_ctl, data, port, owner)
+    instance.start()
+    try:
+        yield instance
+    finally:
+        with suppress(subprocess.CalledProcessError):
+            instance.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(port: int, seconds: float = 10) -> None:
     """Wait until something accepts connections on the loopback ``port``."""
     deadline = time.monotonic() + seconds
@@ -76,12 +170,18 @@ def key_folder() -> Path:
 
 
 class TcpProxy:
-    """A loopback TCP proxy to ``target_port`` that can be cut, as a lost link."""
+    """A loopback TCP proxy to ``target_port`` that can be cut, as a lost link.
 
-    def __init__(self, target_port: int) -> None:
+    With ``answers=False`` it passes requests on but never an answer: when
+    the first bytes of one come back it closes both ends, as a link that
+    drops after the server has done the work.
+    """
+
+    def __init__(self, target_port: int, *, answers: bool = True) -> None:
         import threading
 
         self.target_port = target_port
+        self.answers = answers
         self.port = free_port()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._sockets: list[socket.socket] = []
@@ -100,16 +200,29 @@ class TcpProxy:
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(
-                    target=self._pump, args=(source, sink), daemon=True
-                ).start()
+            back = self._pump if self.answers else self._swallow
+            for source, sink, pump in (
+                (client, upstream, self._pump),
+                (upstream, client, back),
+            ):
+                threading.Thread(target=pump, args=(source, sink), daemon=True).start()
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _swallow(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            source.recv(65536)
         except OSError:
             pass
         finally:

@@ -151,3 +151,30 @@ def test_an_unexpected_exception_is_a_500_that_says_nothing() -> None:
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "/srv/x" not in response.text
+
+
+def test_a_database_that_does_not_answer_is_a_retryable_503() -> None:
+    import sqlalchemy as sa
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.state.retry_after = 3
+
+    @app.get("/down")
+    def down() -> None:
+        raise sa.exc.OperationalError("SELECT 1", {}, ConnectionRefusedError())
+
+    @app.get("/broken")
+    def broken() -> None:
+        raise sa.exc.IntegrityError("INSERT", {}, ValueError("duplicate"))
+
+    client = TestClient(app, raise_server_exceptions=False)
+    unavailable = client.get("/down")
+    ours = client.get("/broken")
+
+    assert unavailable.status_code == 503
+    assert unavailable.headers["retry-after"] == "3"
+    assert unavailable.json()["code"] == "database_unavailable"
+    assert "stored nothing" in unavailable.json()["message"]
+    assert ours.status_code == 500
+    assert ours.json()["code"] == "internal_error"

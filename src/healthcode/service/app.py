@@ -155,6 +155,8 @@ def create_app(
     app.add_middleware(RequestLog, hsts=runtime.settings.cookie_secure)
     # Added last, so outermost: a shed request costs no more than its answer.
     limit, retry_after = limits_from_env()
+    # The same wait is asked of a caller while the database does not answer.
+    app.state.retry_after = retry_after
     app.add_middleware(InFlightLimit, limit=limit, retry_after=retry_after)
     return app
 

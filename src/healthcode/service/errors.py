@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from healthcode.errors import HealthcodeError
+from healthcode.errors import DatabaseUnavailable, HealthcodeError
 
 __all__ = [
     "ERROR_ANSWERS",
@@ -93,6 +94,12 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     # The root and configuration.
     "healthcode_error": _ours(),
     "configuration_error": _unavailable(),
+    "database_unavailable": ErrorAnswer(
+        503,
+        public="The service cannot reach its records right now and stored nothing"
+        " of this request; keep it and send it again after the seconds that"
+        " Retry-After gives.",
+    ),
     # Identity.
     "invalid_document": ErrorAnswer(422, _FIX_FIELD),
     "invalid_name": ErrorAnswer(422, _FIX_FIELD),
@@ -344,6 +351,16 @@ def _problem(error: dict[str, Any]) -> FieldProblem:
     return FieldProblem(field=_field(tuple(error.get("loc", ()))), message=text)
 
 
+def _unreachable(exc: sa.exc.SQLAlchemyError) -> bool:
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.OperationalError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc, sa.exc.InterfaceError
+        )
+    return False
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that turn every failure into an :class:`ErrorBody`."""
 
@@ -402,6 +419,19 @@ def install_error_handlers(app: FastAPI) -> None:
         code = "internal_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
         detail = exc.detail if isinstance(exc.detail, str) else "The request failed."
         return error_response(exc.status_code, code, detail)
+
+    @app.exception_handler(sa.exc.SQLAlchemyError)
+    async def _database(request: Request, exc: sa.exc.SQLAlchemyError) -> JSONResponse:
+        # A database that stopped, restarts or is out of reach is a fault a
+        # caller waits out: a device keeps its check-ins and sends them again.
+        # Anything else the database says is a fault of ours.
+        if _unreachable(exc):
+            retry_after = getattr(request.app.state, "retry_after", 1)
+            return await _domain(
+                request,
+                DatabaseUnavailable("The database does not answer.", retry_after),
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
