@@ -68,15 +68,20 @@ def main() -> int:
             print("test: under CI the Redis suites are required; failing.")
             return 1
 
-    # The Redis Cluster suites start a cluster of their own on loopback.
-    missing = [name for name in ("redis-server", "redis-cli") if not shutil.which(name)]
-    if not missing:
-        print("test: Redis Cluster suites run on a cluster they start on 127.0.0.1")
-    else:
-        print(f"test: {' and '.join(missing)} not installed; the Redis Cluster"
+    # The Redis Cluster suites start a cluster of their own on loopback, and
+    # the fault tests a PostgreSQL server of their own that they stop.
+    for suites, programs in (
+        ("Redis Cluster", ("redis-server", "redis-cli")),
+        ("PostgreSQL restart", ("initdb", "pg_ctl")),
+    ):
+        missing = [name for name in programs if not shutil.which(name)]
+        if not missing:
+            print(f"test: {suites} suites run on servers they start on 127.0.0.1")
+            continue
+        print(f"test: {' and '.join(missing)} not installed; the {suites}"
               " suites will NOT run (they show as skipped).")
         if in_ci:
-            print("test: under CI the Redis Cluster suites are required; failing.")
+            print(f"test: under CI the {suites} suites are required; failing.")
             return 1
 
     args = [sys.executable, "-m", "pytest", *sys.argv[1:]]
