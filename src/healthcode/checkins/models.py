@@ -10,6 +10,14 @@ same scan sent again with its time in another offset is still one visit.
 
 Uniqueness is declared with unique indexes rather than constraints so that a
 bulk load can drop and rebuild them on both backends.
+
+On PostgreSQL ``checkins`` is partitioned by local day (migration 0007, see
+:mod:`healthcode.partitions`), and an index there must hold the partition
+key: its primary key is ``(id, checked_in_at)``, the idempotency index is
+unique on ``(idempotency_key, checked_in_at)`` (the upload path checks a key
+on its own before it inserts), and a rescan's ``checkin_id`` is kept without
+a foreign key, its rows deleted by purge before their visit's. The models
+here describe the unpartitioned tables SQLite has.
 """
 
 from __future__ import annotations
