@@ -23,9 +23,10 @@ class ConfigurationError(HealthcodeError):
 class DatabaseUnavailable(HealthcodeError):
     """The database does not answer: stopped, restarting, or out of reach.
 
-    Nothing of the request was stored (a transaction that did not commit
-    leaves nothing), so the caller keeps what it sent and sends it again
-    after ``retry_after`` seconds.
+    The caller keeps what it sent and sends it again after ``retry_after``
+    seconds. A transaction that did not commit left nothing; one whose commit
+    was under way when the database went may have been stored, which is why
+    a device's uploads carry idempotency keys and a repeat adds nothing.
     """
 
     code = "database_unavailable"

@@ -175,6 +175,6 @@ def test_a_database_that_does_not_answer_is_a_retryable_503() -> None:
     assert unavailable.status_code == 503
     assert unavailable.headers["retry-after"] == "3"
     assert unavailable.json()["code"] == "database_unavailable"
-    assert "stored nothing" in unavailable.json()["message"]
+    assert "send it again" in unavailable.json()["message"]
     assert ours.status_code == 500
     assert ours.json()["code"] == "internal_error"

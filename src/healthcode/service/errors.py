@@ -96,9 +96,8 @@ ERROR_ANSWERS: dict[str, ErrorAnswer] = {
     "configuration_error": _unavailable(),
     "database_unavailable": ErrorAnswer(
         503,
-        public="The service cannot reach its records right now and stored nothing"
-        " of this request; keep it and send it again after the seconds that"
-        " Retry-After gives.",
+        public="The service cannot reach its records right now; keep the request"
+        " and send it again after the seconds that Retry-After gives.",
     ),
     # Identity.
     "invalid_document": ErrorAnswer(422, _FIX_FIELD),
