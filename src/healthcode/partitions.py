@@ -142,6 +142,7 @@ def create_day_partitions(
     """
     if not is_partitioned(connection, table):
         return []
+    _take_turn(connection)
     column = PARTITIONED[table]
     existing = partitions_of(connection, table)
     created = []
@@ -190,6 +191,16 @@ def create_day_partitions(
     return created
 
 
+def _take_turn(connection: Connection) -> None:
+    # Every service process runs the daily job; a lock held to the end of
+    # the transaction lets one at a time change the partitions, and the
+    # next finds the work done instead of failing on a table that exists
+    # or is gone.
+    connection.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtext('healthcode.partitions'))")
+    )
+
+
 def _range_sql(start: datetime, end: datetime) -> str:
     # DDL takes no bound parameters; the bounds are ISO 8601 text that this
     # module made from datetimes, never anything a caller typed.
@@ -221,6 +232,7 @@ def drop_partitions_before(connection: Connection, table: str, cutoff: datetime)
     """
     if not is_partitioned(connection, table):
         return 0
+    _take_turn(connection)
     dropped = 0
     for partition in partitions_of(connection, table):
         if partition.upper > cutoff:

@@ -282,3 +282,30 @@ def test_the_migration_partitions_a_populated_database_and_back(
     assert back is False
     assert restored == 10
     assert "(idempotency_key)" in key
+
+
+@ON_POSTGRES
+def test_two_processes_making_the_same_partitions_take_turns(engine: Engine) -> None:
+    import threading
+
+    day = date(2026, 6, 1)
+    _fresh(engine, day)
+    second: list[list[str]] = []
+
+    def other_process() -> None:
+        with engine.begin() as connection:
+            second.append(
+                create_day_partitions(connection, "checkins", [day], SHANGHAI)
+            )
+
+    with engine.begin() as connection:
+        first = create_day_partitions(connection, "checkins", [day], SHANGHAI)
+        waiting = threading.Thread(target=other_process)
+        waiting.start()
+        waiting.join(timeout=1)
+        blocked = waiting.is_alive()
+    waiting.join(timeout=30)
+
+    assert first == ["checkins_2026_06_01"]
+    assert blocked
+    assert second == [[]]
