@@ -779,6 +779,18 @@ def _load_checkins(
 
 
 @dataclass
+class SparkFigures:
+    """The same trace as a Spark job in local mode, on the traced data."""
+
+    master: str
+    export_seconds: float
+    job_seconds: float
+    import_seconds: float
+    found: int
+    written: int
+
+
+@dataclass
 class Figures:
     backend: str
     load_seconds: float = 0.0
@@ -797,6 +809,7 @@ class Figures:
     sample_agrees: bool = False
     rerun_written: int = -1
     mismatches: list[str] = field(default_factory=list)
+    spark: SparkFigures | None = None
 
     @property
     def matching_seconds(self) -> float:
@@ -902,6 +915,38 @@ def check_sample(
     return len(chosen), len(expected), problems
 
 
+def spark_trace(
+    console: Console,
+    engine: Engine,
+    policy: TracingPolicy,
+    spark: Any,
+    master: str,
+) -> SparkFigures:
+    """Time the Spark trace's three steps on data the single-machine trace
+    has just traced: it must find as many exposures and write none."""
+    from healthcode.checkins.spark import export_trace, import_trace, run_trace
+
+    with tempfile.TemporaryDirectory() as folder:
+        snapshot, result = f"{folder}/snapshot", f"{folder}/result"
+        started = time.perf_counter()
+        with console.status("Spark: writing the snapshot"):
+            export_trace(engine, snapshot, NOW, policy=policy)
+        exported = time.perf_counter()
+        run_trace(spark, snapshot, result, console=console)
+        ran = time.perf_counter()
+        with console.status("Spark: importing the result"):
+            report = import_trace(engine, snapshot, result)
+        done = time.perf_counter()
+    return SparkFigures(
+        master,
+        exported - started,
+        ran - exported,
+        done - ran,
+        report.found,
+        report.written,
+    )
+
+
 def run_backend(
     console: Console,
     backend: str,
@@ -909,6 +954,7 @@ def run_backend(
     population: Population,
     size: BenchSize,
     policy: TracingPolicy,
+    spark: tuple[Any, str] | None = None,
 ) -> Figures:
     figures = Figures(backend)
     engine = make_engine(url)
@@ -952,6 +998,8 @@ def run_backend(
         session.begin(),
     ):
         figures.rerun_written = trace(session, now=NOW, policy=policy).written
+    if spark is not None:
+        figures.spark = spark_trace(console, engine, policy, *spark)
     engine.dispose()
     return figures
 
@@ -963,6 +1011,7 @@ def run_bench(
     backends: Sequence[str] = ("sqlite", "postgresql"),
     postgres_url: str = DEFAULT_POSTGRES,
     policy: TracingPolicy | None = None,
+    spark: tuple[Any, str] | None = None,
 ) -> list[Figures]:
     """Generate the city once, then load and trace it on each backend."""
     policy = policy or TracingPolicy()
@@ -980,13 +1029,15 @@ def run_bench(
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{Path(folder) / 'bench.db'}"
             results.append(
-                run_backend(console, "sqlite", url, population, size, policy)
+                run_backend(console, "sqlite", url, population, size, policy, spark)
             )
     if "postgresql" in backends:
         if postgres_reachable(postgres_url):
             with throwaway_postgres(postgres_url) as url:
                 results.append(
-                    run_backend(console, "postgresql", url, population, size, policy)
+                    run_backend(
+                        console, "postgresql", url, population, size, policy, spark
+                    )
                 )
         else:
             shown = sa.make_url(postgres_url).render_as_string(hide_password=True)
@@ -995,6 +1046,18 @@ def run_bench(
                 " not measured.[/yellow]"
             )
     return results
+
+
+def _spark_rows(row: Callable[[str, Callable[[Figures], str]], None]) -> None:
+    def spark(shown: Callable[[SparkFigures], str]) -> Callable[[Figures], str]:
+        return lambda f: "-" if f.spark is None else shown(f.spark)
+
+    row("Spark: master", spark(lambda s: s.master))
+    row("Spark: snapshot export s", spark(lambda s: f"{s.export_seconds:.2f}"))
+    row("Spark: job s", spark(lambda s: f"{s.job_seconds:.2f}"))
+    row("Spark: import s", spark(lambda s: f"{s.import_seconds:.2f}"))
+    row("Spark: exposures found (exact: as above)", spark(lambda s: f"{s.found:,}"))
+    row("Spark: exposures written (exact: 0)", spark(lambda s: f"{s.written:,}"))
 
 
 def print_figures(console: Console, results: Sequence[Figures]) -> bool:
@@ -1024,6 +1087,8 @@ def print_figures(console: Console, results: Sequence[Figures]) -> bool:
         ),
     )
     row("second run writes", lambda f: f"{f.rerun_written:,}")
+    if any(fig.spark is not None for fig in results):
+        _spark_rows(row)
     console.print(table)
     console.print(
         f"targets: find + write under {TARGET_SECONDS:.0f} s and the tracer under"
@@ -1031,6 +1096,14 @@ def print_figures(console: Console, results: Sequence[Figures]) -> bool:
     )
     ok = True
     for fig in results:
+        if fig.spark is not None and (
+            fig.spark.found != fig.found or fig.spark.written != 0
+        ):
+            console.print(
+                f"[red]{fig.backend}: the Spark trace found {fig.spark.found:,}"
+                f" exposures and wrote {fig.spark.written:,}[/red]"
+            )
+            ok = False
         for problem in fig.mismatches:
             console.print(f"[red]{fig.backend}: {problem}[/red]")
         if (

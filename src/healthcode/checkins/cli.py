@@ -173,6 +173,15 @@ def bench_tracing_command(
         str,
         typer.Option(help="PostgreSQL server; a throwaway database is made on it."),
     ] = "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    spark: Annotated[
+        bool,
+        typer.Option(
+            "--spark", help="Also time the Spark trace (local mode) on the same data."
+        ),
+    ] = False,
+    spark_master: Annotated[str, typer.Option(help="Spark master for --spark.")] = (
+        "local[2]"
+    ),
 ) -> None:
     """Trace a generated fortnight of a city's check-ins and journeys."""
     from healthcode.checkins.bench import BenchSize, print_figures, run_bench
@@ -192,8 +201,30 @@ def bench_tracing_command(
         cases=cases,
         sample=sample,
     )
-    results = run_bench(console, size, backends=chosen, postgres_url=postgres_url)
+    session = None
+    if spark:
+        from healthcode.spark.session import spark_session
+
+        with console.status(f"starting Spark on {spark_master}"):
+            session = spark_session(spark_master, app_name="healthcode-bench")
+    try:
+        results = run_bench(
+            console,
+            size,
+            backends=chosen,
+            postgres_url=postgres_url,
+            spark=None if session is None else (session, spark_master),
+        )
+    finally:
+        if session is not None:
+            session.stop()
     met = print_figures(console, results)
+    if spark:
+        console.print(
+            "The Spark figures are local mode on this machine's cores: the same"
+            " matching plus writing and reading the snapshot and Spark's own"
+            " overhead, so slower here than the single process."
+        )
     if any(not fig.sample_agrees or fig.rerun_written != 0 for fig in results):
         raise typer.Exit(1)
     if not met:
