@@ -116,10 +116,12 @@ def personal_values(number: str, name: str, born: date | None) -> dict[str, Any]
 
 def name_values(name: str, born: date | None) -> dict[str, Any]:
     """The name's columns, in clear, for an insert or update through the table."""
+    key = search_key(name)
     return {
         "name_sealed": name,
-        "name_index": search_key(name),
-        "name_year_index": name_year_key(name, born),
+        "name_index": key,
+        # name_year_key, from the search key already made.
+        "name_year_index": None if born is None else f"{key[0]}:{born.year:04d}",
     }
 
 
@@ -130,9 +132,15 @@ def stored_personal_values(
 
     For writers that bypass the column types, such as a ``COPY``.
     """
-    columns = Resident.__table__.c
-    dialect = None
     return {
-        key: columns[key].type.process_bind_param(value, dialect)
+        key: _STORE[key](value)
         for key, value in personal_values(number, name, born).items()
     }
+
+
+def _storing(column: str) -> Any:
+    process = Resident.__table__.c[column].type.process_bind_param
+    return lambda value: process(value, None)
+
+
+_STORE = {column: _storing(column) for column in PERSONAL_COLUMNS}

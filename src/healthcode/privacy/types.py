@@ -23,6 +23,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
+from healthcode.privacy.config import get_privacy_settings
 from healthcode.privacy.crypto import DataKeys
 
 __all__ = ["BlindIndex", "Sealed", "data_keys", "using_keys"]
@@ -44,8 +45,6 @@ def data_keys() -> DataKeys:
     """
     if _INSTALLED:
         return _INSTALLED[-1]
-    from healthcode.privacy.config import get_privacy_settings
-
     return _in_directory(get_privacy_settings().data_key_dir)
 
 
