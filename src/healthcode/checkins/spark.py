@@ -391,7 +391,9 @@ def run_trace(
             .mapPartitions(functools.partial(match_journeys_partition, shared))
         )
         frame = spark.createDataFrame(
-            at_venues.union(on_journeys), EXPOSURE_ROW.spark_schema()
+            at_venues.union(on_journeys),
+            EXPOSURE_ROW.spark_schema(),
+            verifySchema=False,
         )
         frame.write.mode("overwrite").parquet(spark_uri(join(result, "exposures")))
         found = spark.read.parquet(spark_uri(join(result, "exposures"))).count()
