@@ -66,6 +66,17 @@ def test_a_value_is_kept_and_forgotten(store: MemoryStore | RedisStore) -> None:
     assert store.get("a") is None
 
 
+def test_many_values_are_read_in_the_order_asked(
+    store: MemoryStore | RedisStore,
+) -> None:
+    store.set("a", b"one", 60)
+    store.set("c", b"three", 60)
+
+    values = store.get_many(["c", "b", "a"])
+
+    assert values == [b"three", None, b"one"]
+
+
 def test_add_keeps_only_the_first_value(store: MemoryStore | RedisStore) -> None:
     first = store.add("b", b"first", 60)
     second = store.add("b", b"second", 60)

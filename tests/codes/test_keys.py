@@ -312,3 +312,30 @@ def test_signing_key_repr_hides_the_private_key(store: KeyStore) -> None:
     shown = repr(store.signing_key("310000", NOW))
 
     assert "private_key" not in shown
+
+
+def test_a_change_made_by_another_store_on_the_folder_is_read_at_once(
+    store: KeyStore,
+) -> None:
+    record = store.generate("310000", NOW)
+    assert store.record("310000", record.key_id).revoked_at is None
+    other = KeyStore(store.directory)
+
+    other.revoke("310000", record.key_id, NOW + timedelta(minutes=1))
+
+    seen = store.record("310000", record.key_id)
+    assert seen.revoked_at == NOW + timedelta(minutes=1)
+    assert [r.revoked_at for r in store.records()] == [NOW + timedelta(minutes=1)]
+
+
+def test_a_subject_secret_made_readable_to_others_is_refused_after_a_read(
+    store: KeyStore,
+) -> None:
+    store.generate("310000", NOW)
+    store.subject_secret("310000")
+    path = store.directory / "310000.subject"
+
+    path.chmod(0o644)
+
+    with pytest.raises(KeyConfigurationError, match="0644"):
+        store.subject_secret("310000")

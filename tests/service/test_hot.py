@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,13 +10,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import MemoryStore, RedisStore, resident_key
+from healthcode.feeds.services import import_feed
 from healthcode.identity.documents import mod11_2_check
 from healthcode.service.cache import StatusCache
 from healthcode.service.hot import CodeIngredients
+from healthcode.status.services import recolor_residents
 
 from .conftest import NOW
-from .support import import_identities
+from .support import ADULT, import_identities, register_me, sign_in_phone
 from .test_cache import read
 
 
@@ -96,3 +100,72 @@ def test_a_citys_hot_statuses_spread_over_the_cluster_nodes(
     assert len([count for count in nodes.values() if count > 0]) == 3
     assert all(len(pair) == 1 for pair in slots.values())
     assert len({next(iter(pair)) for pair in slots.values()}) > 30
+    # The refresh reads a resident's two entries in one MGET, which the
+    # cluster serves because they share a slot.
+    both = redis_cluster_store.get_many(
+        [resident_key("status", ids[0]), resident_key("code-ingredients", ids[0])]
+    )
+    assert both[0] is not None and both[1] == b"[]"
+
+
+def test_a_refresh_after_a_new_record_shows_the_new_colour(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    import_identities(engine, tmp_path, NOW, [(ADULT, "张伟")])
+    headers = sign_in_phone(client, outbox, "13800138000")
+    register_me(client, headers, ADULT, "张伟")
+    cache = client.app.state.runtime.cache
+    client.get("/v1/residents/me/code", headers=headers)
+    before = client.get("/v1/residents/me/code", headers=headers).json()
+    hits = cache.hits
+
+    declaration = tmp_path / "fever.csv"
+    declaration.write_text(
+        "record_id,doc_kind,doc_number,doc_country,declared_at,fever,respiratory\n"
+        f"DCL-1,cn-id,{ADULT},,2026-03-10T09:00:00,yes,no\n",
+        encoding="utf-8",
+    )
+    report = import_feed(
+        engine,
+        "declarations",
+        declaration,
+        now=NOW,
+        zone=ZoneInfo("Asia/Shanghai"),
+        future_skew=timedelta(minutes=5),
+        recolor=recolor_residents,
+    )
+    after = client.get("/v1/residents/me/code", headers=headers).json()
+
+    assert report.committed, report.errors
+    assert hits >= 1
+    assert (before["colour"], after["colour"]) == ("green", "yellow")
+    assert cache.hits == hits
+
+
+def test_a_refresh_without_redis_answers_from_the_database(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    import_identities(engine, tmp_path, NOW, [(ADULT, "张伟")])
+    headers = sign_in_phone(client, outbox, "13800138000")
+    register_me(client, headers, ADULT, "张伟")
+    hot = client.app.state.runtime.hot
+    session_store = hot.store
+
+    class Gone:
+        def get_many(self, keys: list[str]) -> list[bytes | None]:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
+        def get(self, key: str) -> bytes | None:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
+        def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
+    hot.store = hot.cache.store = hot.ingredients.store = Gone()
+    try:
+        answer = client.get("/v1/residents/me/code", headers=headers)
+    finally:
+        hot.store = hot.cache.store = hot.ingredients.store = session_store
+
+    assert answer.status_code == 200
+    assert (answer.json()["colour"], answer.json()["maskedName"]) == ("green", "张*")

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -117,6 +117,13 @@ class Store(Protocol):
         """Return the value under ``key``, or None when there is none."""
         ...
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the values under ``keys``, in order.
+
+        One round trip, or in a cluster one per slot the keys fall in.
+        """
+        ...
+
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         """Keep ``value`` under ``key`` for ``ttl_seconds``."""
         ...
@@ -181,6 +188,9 @@ class MemoryStore:
             return None
         value = entry[0]
         return str(value).encode() if isinstance(value, int) else value
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         with self._lock:
@@ -278,6 +288,18 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         value = self._run(lambda: self.client.get(self._key(key)))
         return value if isinstance(value, bytes) or value is None else bytes(value)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        names = [self._key(k) for k in keys]
+        if isinstance(self.client, RedisCluster):
+            # One MGET per slot; keys that share a hash tag are one command.
+            values = self._run(lambda: self.client.mget_nonatomic(names))
+        else:
+            values = self._run(lambda: self.client.mget(names))
+        return [
+            value if isinstance(value, bytes) or value is None else bytes(value)
+            for value in values  # type: ignore[attr-defined]
+        ]
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         self._run(

@@ -33,6 +33,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from cryptography.hazmat.primitives import serialization
@@ -137,7 +138,13 @@ class KeyRecord:
 
     def verifying_key(self) -> Ed25519PublicKey:
         """Return the key as a ``cryptography`` public key object."""
-        return Ed25519PublicKey.from_public_bytes(self.public_key)
+        # Made once per record: loading the point costs about as much as
+        # half a verification, and a record never changes once made.
+        loaded = self.__dict__.get("_verifying_key")
+        if loaded is None:
+            loaded = Ed25519PublicKey.from_public_bytes(self.public_key)
+            object.__setattr__(self, "_verifying_key", loaded)
+        return loaded  # type: ignore[no-any-return]
 
     def state(self, at: datetime) -> KeyState:
         """Return where the key stands at ``at``."""
@@ -251,6 +258,12 @@ class KeyStore:
 
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
+        # Files read before, by path, with the identity of the file they came
+        # from (inode, modification time in nanoseconds, size). Every write
+        # here replaces a file by renaming a new one over it, so a file that
+        # still has the same identity still has the same content, and a
+        # change made by another process is seen on the next read.
+        self._read: dict[Path, tuple[tuple[int, int, int], Any]] = {}
 
     # Reading
 
@@ -302,13 +315,18 @@ class KeyStore:
                 f"The key store {self.directory} holds no subject secret for"
                 f" region {region}; generate a code key for the region first."
             )
-        _check_private_mode(path, f"The subject secret of region {region}")
+        what = f"The subject secret of region {region}"
+        identity = _check_private_mode(path, what)
+        held = self._read.get(path)
+        if held is not None and held[0] == identity:
+            return held[1]  # type: ignore[no-any-return]
         secret = path.read_bytes()
         if len(secret) != SUBJECT_SECRET_SIZE:
             raise KeyConfigurationError(
                 f"The subject secret of region {region} at {path} is"
                 f" {len(secret)} bytes long; it must be {SUBJECT_SECRET_SIZE}."
             )
+        self._read[path] = (identity, secret)
         return secret
 
     # Changing
@@ -490,6 +508,10 @@ class KeyStore:
 
     def _read_record(self, path: Path) -> KeyRecord:
         try:
+            identity = _identity(path.stat())
+            held = self._read.get(path)
+            if held is not None and held[0] == identity:
+                return held[1]  # type: ignore[no-any-return]
             record = KeyRecord.from_json(json.loads(path.read_text("utf-8")))
         except (OSError, ValueError) as exc:
             raise KeyConfigurationError(
@@ -500,6 +522,7 @@ class KeyStore:
                 f"The key record {path} describes key {record.name}; its file"
                 " name must match."
             )
+        self._read[path] = (identity, record)
         return record
 
     def _write_record(self, record: KeyRecord) -> None:
@@ -529,13 +552,20 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _check_private_mode(path: Path, what: str) -> None:
-    mode = stat.S_IMODE(path.stat().st_mode)
+def _identity(status: os.stat_result) -> tuple[int, int, int]:
+    return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+def _check_private_mode(path: Path, what: str) -> tuple[int, int, int]:
+    """Refuse a file others may read; return the file's identity."""
+    status = path.stat()
+    mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
         raise KeyConfigurationError(
             f"{what} at {path} has mode {mode:04o}; it must be readable by its"
             " owner alone (0600)."
         )
+    return _identity(status)
 
 
 def _key_id_bytes(key_id: bytes | str) -> bytes:

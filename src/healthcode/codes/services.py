@@ -18,6 +18,7 @@ that names the key and the directory and nothing of the key itself.
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -35,13 +36,20 @@ from healthcode.codes.format import (
     DEFAULT_SCREEN_TTL,
     DEFAULT_ZONE,
     MAX_NAME_BYTES,
+    CodeContent,
     Colour,
     Issuer,
     Purpose,
     open_subject,
     parse_code,
 )
-from healthcode.codes.keys import KeyRole, KeyStore, SigningKey, check_instant
+from healthcode.codes.keys import (
+    KeyRecord,
+    KeyRole,
+    KeyStore,
+    SigningKey,
+    check_instant,
+)
 from healthcode.codes.statuslist import build_status_list
 from healthcode.codes.trust import Verifier
 from healthcode.identity import divisions
@@ -80,7 +88,20 @@ def local_verifier(store: KeyStore) -> Verifier:
     This is the trust material a machine holds when it issues codes itself;
     a checkpoint elsewhere loads a signed trust list instead.
     """
-    return Verifier(r for r in store.records() if r.role is KeyRole.CODE)
+    records = tuple(r for r in store.records() if r.role is KeyRole.CODE)
+    held = _verifiers.get(store)
+    if held is not None and held[0] == records:
+        return held[1]
+    verifier = Verifier(records)
+    _verifiers[store] = (records, verifier)
+    return verifier
+
+
+# The verifier last made for each key store, with the records it was made
+# from: a checkpoint's online verify asks for one on every request, and the
+# records rarely change.
+_verifiers: weakref.WeakKeyDictionary[KeyStore, tuple[tuple[KeyRecord, ...], Verifier]]
+_verifiers = weakref.WeakKeyDictionary()
 
 
 def issuing_region_of(region_code: str | None, configured: str | None) -> str:
@@ -242,6 +263,14 @@ class CodeService:
         verifier has accepted.
         """
         content, _, _ = parse_code(text)
+        return self.holder(content)
+
+    def holder(self, content: CodeContent) -> int:
+        """Return the resident id behind the content of a code issued here.
+
+        For a code a verifier has just accepted, this spares decoding its
+        text a second time.
+        """
         secret = self.store.subject_secret(content.region)
         return open_subject(content.subject_reference, secret)
 

@@ -61,7 +61,7 @@ class StatusCache:
 
     def status(self, session: Session, resident_id: int, now: datetime) -> StatusView:
         """The resident's status at ``now``, from the cache when it is current."""
-        key = resident_key("status", resident_id)
+        key = self.key(resident_id)
         fence = _writes(session)
         try:
             raw = self.store.get(key)
@@ -70,16 +70,10 @@ class StatusCache:
             # service answers from the database, only more slowly.
             self.misses += 1
             return current_status(session, resident_id, now)
-        if raw is not None:
-            entry = orjson.loads(raw)
-            recheck = _instant(entry["recheckAt"])
-            if (
-                entry["fence"] == fence
-                and datetime.fromisoformat(entry["expiresAt"]) > now
-                and (recheck is None or recheck > now)
-            ):
-                self.hits += 1
-                return _view(resident_id, entry)
+        cached = self.current(resident_id, raw, fence, now)
+        if cached is not None:
+            self.hits += 1
+            return cached
         self.misses += 1
         view = current_status(session, resident_id, now)
         # A read that recoloured wrote in this transaction, which may still
@@ -100,8 +94,33 @@ class StatusCache:
                 )
         return view
 
+    def current(
+        self, resident_id: int, raw: bytes | None, fence: int, now: datetime
+    ) -> StatusView | None:
+        """The status in a stored entry ``raw``, if it may still be served.
+
+        ``fence`` is the status writes counter read from the database for
+        this request; an entry cached under another value is stale.
+        """
+        if raw is None:
+            return None
+        entry = orjson.loads(raw)
+        recheck = _instant(entry["recheckAt"])
+        if (
+            entry["fence"] == fence
+            and datetime.fromisoformat(entry["expiresAt"]) > now
+            and (recheck is None or recheck > now)
+        ):
+            return _view(resident_id, entry)
+        return None
+
     def forget(self, resident_id: int) -> None:
-        self.store.delete(resident_key("status", resident_id))
+        self.store.delete(self.key(resident_id))
+
+    @staticmethod
+    def key(resident_id: int) -> str:
+        """The store key of a resident's cached status."""
+        return resident_key("status", resident_id)
 
 
 def _entry(

@@ -63,4 +63,9 @@ def serve_command(
         proxy_headers=False,
         server_header=False,
         access_log=False,
+        # Named rather than left to "auto", so that an install without them
+        # fails here instead of serving on the pure-Python parser and loop,
+        # several times slower per request.
+        loop="uvloop",
+        http="httptools",
     )

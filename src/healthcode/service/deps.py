@@ -46,6 +46,7 @@ __all__ = [
     "COOKIE_NAME",
     "AccountCaller",
     "AccountRef",
+    "Bearer",
     "Caller",
     "Db",
     "KeyRef",
@@ -53,8 +54,10 @@ __all__ = [
     "OfficialCaller",
     "OfficialRef",
     "Rt",
+    "SessionCookie",
     "api_key_of",
     "official_with",
+    "principal_of",
 ]
 
 COOKIE_NAME = "healthcode_session"
@@ -78,14 +81,19 @@ key_scheme = APIKeyHeader(
 )
 
 
-def runtime(request: Request) -> Runtime:
+# The dependencies that neither wait nor block are coroutines: FastAPI runs
+# a plain function dependency in its thread pool, and a hop there and back
+# for each of them cost more than a whole health answer.
+
+
+async def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
 Rt = Annotated[Runtime, Depends(runtime)]
 
 
-def request_now(rt: Rt) -> datetime:
+async def request_now(rt: Rt) -> datetime:
     return rt.clock()
 
 
@@ -100,11 +108,15 @@ def database(rt: Rt) -> Iterator[Session]:
 Db = Annotated[Session, Depends(database, scope="function")]
 
 
-def signed_in(
-    rt: Rt,
-    now: Now,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-    cookie: Annotated[str | None, Depends(cookie_scheme)],
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
+
+
+def principal_of(
+    rt: Runtime,
+    now: datetime,
+    bearer: HTTPAuthorizationCredentials | None,
+    cookie: str | None,
 ) -> Principal:
     """The caller behind the session token or cookie sent."""
     if bearer is not None and bearer.credentials:
@@ -112,6 +124,11 @@ def signed_in(
     if cookie:
         return session_principal(rt.store, cookie, Transport.COOKIE, now)
     raise NotSignedIn("The request carries no session.")
+
+
+def signed_in(rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie) -> Principal:
+    """The caller behind the session token or cookie sent."""
+    return principal_of(rt, now, bearer, cookie)
 
 
 Caller = Annotated[Principal, Depends(signed_in)]
@@ -138,7 +155,7 @@ def account_caller(principal: Caller, rt: Rt) -> AccountRef:
     """A resident or guardian signed in with their phone."""
     if principal.kind != "account":
         raise OutOfScope("This is for residents and guardians signed in by phone.")
-    with Session(rt.engine) as session:
+    with Session(rt.reads) as session:
         account = session.get(Account, principal.id)
         if account is None:
             raise NotSignedIn("The session's account no longer exists.")
@@ -186,7 +203,7 @@ def official_caller(principal: Caller, rt: Rt, now: Now) -> OfficialRef:
     """An official with a live account; their role is read fresh each time."""
     if principal.kind != "official":
         raise OutOfScope("This is for officials signed in with password and TOTP.")
-    with Session(rt.engine) as session:
+    with Session(rt.reads) as session:
         official = session.get(Official, principal.id)
         if official is None or (
             official.disabled_at is not None and official.disabled_at <= now
@@ -230,7 +247,7 @@ def api_key_of(*kinds: ApiKeyKind) -> Callable[..., KeyRef]:
         now: Now,
         key: Annotated[str | None, Depends(key_scheme)],
     ) -> KeyRef:
-        with Session(rt.engine) as session:
+        with Session(rt.reads) as session:
             row = authenticate_api_key(session, key or "", now)
             require_key_kind(row, *kinds)
             return KeyRef(row.id, row.kind, row.scope, tuple(row.feed_kinds or ()))

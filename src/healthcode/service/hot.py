@@ -1,27 +1,42 @@
-"""What a code refresh needs besides the colour, kept between refreshes.
+"""The code refresh, the hot path: what it needs, kept between refreshes.
 
 A resident refreshes their screen code every few minutes all day, and the
 masked name and issuing region on it almost never change. Reading them from
 the database on every refresh cost more than signing the code, so they are
-kept in the shared store for a while.
+kept in the shared store for a while (:class:`CodeIngredients`).
 
 A corrected name or region of residence reaches new codes only when its
 entry expires, up to ``ttl_seconds`` later; the colour, which decides entry
 at the door, never comes from here.
+
+:class:`HotPaths` answers a refresh whose status and ingredients are both
+in the store with one query (the account's resident and the status cache's
+fence, in one statement) and one store read of both; an online verify with
+one read of the fence and one of the store.
 """
 
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from healthcode.accounts.errors import StoreUnavailable
+from healthcode.accounts.errors import NotSignedIn, OutOfScope, StoreUnavailable
+from healthcode.accounts.models import Account
+from healthcode.accounts.services import Principal
 from healthcode.accounts.stores import Store, resident_key
-from healthcode.codes.services import CodeService
+from healthcode.codes.format import Colour, VerifiedCode
+from healthcode.codes.services import CodeService, IssuedCode, local_verifier
+from healthcode.family.errors import NotRegistered
+from healthcode.service.cache import StatusCache
+from healthcode.status.models import RecolorGuard
+from healthcode.status.services import StatusView
 
-__all__ = ["CodeIngredients"]
+__all__ = ["CodeIngredients", "HotPaths"]
 
 
 class CodeIngredients:
@@ -32,9 +47,19 @@ class CodeIngredients:
         self.codes = codes
         self.ttl_seconds = ttl_seconds
 
+    @staticmethod
+    def key(resident_id: int) -> str:
+        """The store key of a resident's ingredients."""
+        return resident_key("code-ingredients", resident_id)
+
+    @staticmethod
+    def decode(raw: bytes) -> tuple[str, str]:
+        name, region = orjson.loads(raw)
+        return str(name), str(region)
+
     def of(self, session: Session, resident_id: int) -> tuple[str, str]:
         """The resident's masked name and issuing region."""
-        key = resident_key("code-ingredients", resident_id)
+        key = self.key(resident_id)
         try:
             raw = self.store.get(key)
         except StoreUnavailable:
@@ -42,9 +67,99 @@ class CodeIngredients:
             # ingredients come from the database.
             return self.codes.ingredients(session, resident_id)
         if raw is not None:
-            name, region = orjson.loads(raw)
-            return str(name), str(region)
+            return self.decode(raw)
         name, region = self.codes.ingredients(session, resident_id)
         with contextlib.suppress(StoreUnavailable):
             self.store.set(key, orjson.dumps([name, region]), self.ttl_seconds)
         return name, region
+
+
+# The fence row may be missing on a database no status was ever written to;
+# it counts as 0, as in the status cache.
+_FENCE = (
+    sa.select(RecolorGuard.writes)
+    .where(RecolorGuard.id == 1)
+    .scalar_subquery()
+    .label("fence")
+)
+# The account's resident and the fence in one round trip.
+_ACCOUNT_AND_FENCE = sa.select(Account.resident_id, _FENCE).where(
+    Account.id == sa.bindparam("account_id")
+)
+
+
+class HotPaths:
+    """The code refresh and the online verify, from the store when they can be.
+
+    Each runs in one trip to the thread pool and reads the fence through
+    ``reads``, the engine in autocommit (see :attr:`Runtime.reads`). A
+    status the store does not hold, or holds under another fence, is read
+    through :meth:`StatusCache.status` in a transaction, as everywhere else.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        reads: Engine,
+        store: Store,
+        cache: StatusCache,
+        ingredients: CodeIngredients,
+        codes: CodeService,
+    ) -> None:
+        self.reads = reads
+        self.engine = engine
+        self.store = store
+        self.cache = cache
+        self.ingredients = ingredients
+        self.codes = codes
+
+    def _stored(self, keys: list[str]) -> list[bytes | None]:
+        try:
+            return self.store.get_many(keys)
+        except StoreUnavailable:
+            return [None] * len(keys)
+
+    def refresh(self, principal: Principal, now: datetime) -> IssuedCode:
+        """Sign a screen code for the resident who registered this phone."""
+        if principal.kind != "account":
+            raise OutOfScope("This is for residents and guardians signed in by phone.")
+        with self.reads.connect() as connection:
+            row = connection.execute(
+                _ACCOUNT_AND_FENCE, {"account_id": principal.id}
+            ).first()
+        if row is None:
+            raise NotSignedIn("The session's account no longer exists.")
+        resident_id, fence = row
+        if resident_id is None:
+            raise NotRegistered("This phone has not registered as a resident yet.")
+        status, ingredients = self._stored(
+            [self.cache.key(resident_id), self.ingredients.key(resident_id)]
+        )
+        view = self.cache.current(resident_id, status, int(fence or 0), now)
+        if view is not None and ingredients is not None:
+            self.cache.hits += 1
+            name, region = self.ingredients.decode(ingredients)
+        else:
+            with (
+                Session(self.engine, expire_on_commit=False) as session,
+                session.begin(),
+            ):
+                name, region = self.ingredients.of(session, resident_id)
+                view = self.cache.status(session, resident_id, now)
+        return self.codes.screen_code_with(
+            resident_id, name, region, Colour(view.colour), now
+        )
+
+    def verify(self, code: str, now: datetime) -> tuple[VerifiedCode, StatusView]:
+        """Verify ``code`` and read its holder's status now."""
+        verified = local_verifier(self.codes.store).verify(code, now)
+        resident_id = self.codes.holder(verified.content)
+        with self.reads.connect() as connection:
+            fence = int(connection.scalar(sa.select(_FENCE)) or 0)
+        (status,) = self._stored([self.cache.key(resident_id)])
+        view = self.cache.current(resident_id, status, fence, now)
+        if view is not None:
+            self.cache.hits += 1
+            return verified, view
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            return verified, self.cache.status(session, resident_id, now)

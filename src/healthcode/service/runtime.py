@@ -31,7 +31,7 @@ from healthcode.officials.services import OverridePolicy
 from healthcode.regions.peers import PeerStore
 from healthcode.regions.services import peer_store
 from healthcode.service.cache import StatusCache
-from healthcode.service.hot import CodeIngredients
+from healthcode.service.hot import CodeIngredients, HotPaths
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -83,13 +83,48 @@ class Runtime:
     def peers(self) -> PeerStore:
         return peer_store(self.codes.store.directory)
 
+    @cached_property
+    def reads(self) -> Engine:
+        """The engine in autocommit, for lookups that are a single read.
+
+        A single read needs no transaction of its own: in autocommit it is
+        one round trip instead of three (BEGIN, SELECT, ROLLBACK) and sees
+        what was committed before it, as a read in a transaction would.
+        """
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
+    def hot(self) -> HotPaths:
+        return HotPaths(
+            self.engine,
+            self.reads,
+            self.store,
+            self.cache,
+            self.ingredients,
+            self.codes,
+        )
+
     def close(self) -> None:
         if self.owns_engine:
             self.engine.dispose()
 
 
+# Connections a worker keeps open to PostgreSQL, and how many more it may
+# open for a moment. A request in flight holds one connection at a time, and
+# a worker admits ``HEALTHCODE_MAX_IN_FLIGHT`` (32) of them, most of which
+# wait on Redis or the thread pool rather than on the database. A pool that
+# is too small for the requests in flight opens and closes a connection per
+# request, and each costs PostgreSQL a process start: far more than the
+# queries that connection then runs.
+_POOL_SIZE = 12
+_POOL_OVERFLOW = 8
+
+
 def _engine(settings: Settings) -> Engine:
-    engine = make_engine(settings.database_url)
+    options: dict[str, int] = {}
+    if settings.database_url.startswith("postgresql"):
+        options = {"pool_size": _POOL_SIZE, "max_overflow": _POOL_OVERFLOW}
+    engine = make_engine(settings.database_url, **options)
     try:
         with engine.connect() as connection:
             tables = set(sa.inspect(connection).get_table_names())

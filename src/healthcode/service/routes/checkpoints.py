@@ -45,22 +45,17 @@ Checkpoint = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT))]
 
 
 @router.post("/verify", response_model=VerifyAnswer)
-def verify(
-    body: VerifyRequest, device: Device, rt: Rt, session: Db, now: Now
-) -> VerifyAnswer:
+def verify(body: VerifyRequest, device: Device, rt: Rt, now: Now) -> VerifyAnswer:
     """Verify a screen or paper code and give the holder's colour now.
 
     A refused code is answered 422 with the verifier's stable code
     (invalid_code, expired_code, unknown_key, revoked_key, ...).
     """
     del device
-    verifier = local_verifier(rt.codes.store)
     claimed, _, _ = parse_code(body.code)
-    if claimed.region not in verifier.regions:
+    if claimed.region not in local_verifier(rt.codes.store).regions:
         return _peer_code(body.code, rt, now)
-    verified = verifier.verify(body.code, now)
-    resident_id = rt.codes.resolve(body.code)
-    view = rt.cache.status(session, resident_id, now)
+    verified, view = rt.hot.verify(body.code, now)
     content = verified.content
     return VerifyAnswer(
         valid=True,

@@ -6,6 +6,7 @@ import time
 
 import sqlalchemy as sa
 from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
 
 from healthcode import __version__
 from healthcode.service.deps import Rt
@@ -16,14 +17,14 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/v1/health", response_model=Health, response_model_exclude_none=True)
-def health(rt: Rt) -> Health:
+async def health(rt: Rt) -> Health:
     """Say that the service is up, which version it runs, and if the database is.
 
     Without the database the service is degraded rather than down: codes
     already on phones still verify offline at the doors, and devices keep
     their check-ins until it returns.
     """
-    if not _database_answers(rt):
+    if not await _database_answers(rt):
         return Health(status="degraded", version=__version__, database="unreachable")
     return Health(status="ok", version=__version__)
 
@@ -35,16 +36,22 @@ _PROBE_SECONDS = 1.0
 _probes: dict[int, tuple[float, bool]] = {}
 
 
-def _database_answers(rt: Runtime) -> bool:
+async def _database_answers(rt: Runtime) -> bool:
+    # Answered on the event loop; only the probe itself, once a second, goes
+    # to the thread pool, so that a balancer's polls cost no thread hop.
     now = time.monotonic()
     last = _probes.get(id(rt.engine))
     if last is not None and now - last[0] < _PROBE_SECONDS:
         return last[1]
+    answers = await run_in_threadpool(_probe, rt)
+    _probes[id(rt.engine)] = (now, answers)
+    return answers
+
+
+def _probe(rt: Runtime) -> bool:
     try:
         with rt.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
-        answers = True
     except sa.exc.SQLAlchemyError:
-        answers = False
-    _probes[id(rt.engine)] = (now, answers)
-    return answers
+        return False
+    return True

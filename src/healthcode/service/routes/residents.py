@@ -13,7 +13,6 @@ from datetime import datetime
 from fastapi import APIRouter, status
 from sqlalchemy.orm import Session
 
-from healthcode.codes.format import Colour
 from healthcode.family.services import register_self, resident_of
 from healthcode.identity import divisions
 from healthcode.identity.documents import Document, DocumentKind, parse_document
@@ -22,7 +21,16 @@ from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
 from healthcode.officials.models import Appeal
 from healthcode.officials.services import appeals_of, file_appeal
-from healthcode.service.deps import AccountCaller, AccountRef, Db, Now, Rt
+from healthcode.service.deps import (
+    AccountCaller,
+    AccountRef,
+    Bearer,
+    Db,
+    Now,
+    Rt,
+    SessionCookie,
+    principal_of,
+)
 from healthcode.service.errors import FeedRefused
 from healthcode.service.feeding import Actor, import_rows, report_body
 from healthcode.service.runtime import Runtime
@@ -107,18 +115,13 @@ def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAns
 
 
 @router.get("/v1/residents/me/code", response_model=CodeAnswer)
-def my_code(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> CodeAnswer:
+def my_code(rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie) -> CodeAnswer:
     """A fresh signed screen code, valid for minutes; ask again for a new one."""
-    # The hot path: the colour comes through the status cache and the rest
-    # of the code from the ingredients kept between refreshes, so a refresh
-    # reads the database only for the account and the cache's fence.
-    resident_id = resident_of(session, caller.id)
-    name, region = rt.ingredients.of(session, resident_id)
-    view = rt.cache.status(session, resident_id, now)
-    issued = rt.codes.screen_code_with(
-        resident_id, name, region, Colour(view.colour), now
-    )
-    return code_answer(issued)
+    # The hot path (healthcode.service.hot): its dependencies are all
+    # coroutines, so the whole refresh is one trip to the thread pool, and it
+    # reads the database once, for the account and the status cache's fence.
+    principal = principal_of(rt, now, bearer, cookie)
+    return code_answer(rt.hot.refresh(principal, now))
 
 
 @router.get("/v1/residents/me/history", response_model=list[HistoryEvent])

@@ -255,8 +255,8 @@ def door_scans(
     positions: list[int] = []
     for index, scan in enumerate(body.scans):
         try:
-            verifier.verify(scan.code, scan.checked_in_at)
-            resident_id = rt.codes.resolve(scan.code)
+            verified = verifier.verify(scan.code, scan.checked_in_at)
+            resident_id = rt.codes.holder(verified.content)
         except InvalidCode as exc:
             bad.append(Refusal(index, scan.idempotency_key, exc.code, str(exc)))
             continue
