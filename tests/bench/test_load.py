@@ -88,3 +88,49 @@ def test_drive_against_a_tiny_server_counts_statuses() -> None:
     assert outcome["requests"] == 40
     assert outcome["items"] == 120
     assert outcome["statuses"] == {200: 40}
+
+
+def test_phases_sharing_a_pool_reuse_its_connections() -> None:
+    from healthcode.bench.load import _drive, close_connections
+
+    accepted = 0
+
+    async def run() -> list[dict[str, object]]:
+        async def answer(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
+            nonlocal accepted
+            accepted += 1
+            while True:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError:
+                    break
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool: list = []
+        async with server:
+            outcomes = [
+                await _drive(
+                    port,
+                    [(raw_request("GET", "/", {}), 1)],
+                    concurrency=3,
+                    max_requests=30,
+                    seconds=10,
+                    rate=None,
+                    pool=pool,
+                )
+                for _ in range(2)
+            ]
+            await close_connections(pool)
+            return outcomes
+
+    first, second = asyncio.run(run())
+
+    assert (first["requests"], second["requests"]) == (30, 30)
+    assert accepted == 3
+    assert float(first["generator_cpu"]) >= 0.0  # type: ignore[arg-type]

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -75,6 +75,9 @@ class PhaseResult:
     latencies_ms: list[float] = field(default_factory=list)
     admitted_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
+    #: Processor seconds the phase cost, by part: the generator, the
+    #: server's workers, PostgreSQL and Redis (as far as they were measured).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -135,6 +138,39 @@ def _accepted(body: bytes, count: int) -> int:
     return count
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+# The pause between two connections the generator opens. Every worker
+# accepts from the one listening socket, and a worker that wakes to a burst
+# of connections takes them all; opened one at a time, each a moment after
+# the last has been answered once, they spread over the workers.
+_CONNECT_PAUSE = 0.002
+
+
+async def _open(port: int) -> Connection:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw_request("GET", "/v1/health", {}))
+    await _read_answer(reader)
+    return reader, writer
+
+
+async def open_connections(port: int, pool: list[Connection], count: int) -> None:
+    """Grow ``pool`` to ``count`` keep-alive connections, one at a time."""
+    while len(pool) < count:
+        pool.append(await _open(port))
+        await asyncio.sleep(_CONNECT_PAUSE)
+
+
+async def close_connections(pool: list[Connection]) -> None:
+    """Close every connection in ``pool`` and wait until each is closed."""
+    for _, writer in pool:
+        writer.close()
+    for _, writer in pool:
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    pool.clear()
+
+
 async def _drive(
     port: int,
     requests: Sequence[tuple[bytes, int]],
@@ -143,6 +179,7 @@ async def _drive(
     max_requests: int,
     seconds: float,
     rate: float | None,
+    pool: list[Connection] | None = None,
 ) -> dict[str, Any]:
     # Each connection takes the next request from a shared counter, so the
     # templates are spread evenly and none is sent twice in a row by two
@@ -150,91 +187,131 @@ async def _drive(
     # (an open loop) instead of as fast as answers come back. A latency runs
     # from the moment the request is written, so a generator that falls
     # behind its schedule does not charge its own delay to the server.
+    # Connections come from ``pool`` and go back to it, so that phases run
+    # one after another share the same spread of connections over workers.
+    own = pool is None
+    held: list[Connection] = [] if pool is None else pool
+    await open_connections(port, held, concurrency)
     issued = 0
     latencies: list[float] = []
     admitted: list[float] = []
     statuses: dict[int, int] = {}
     items = 0
+    cpu = time.process_time()
     started = time.perf_counter()
     deadline = started + seconds
 
-    async def connection() -> None:
+    async def connection(slot: int) -> None:
         nonlocal issued, items
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while True:
-                now = time.perf_counter()
-                if issued >= max_requests or now >= deadline:
-                    return
-                index = issued
-                issued += 1
-                if rate is not None:
-                    due = started + index / rate
-                    if due > now:
-                        await asyncio.sleep(due - now)
-                sent = time.perf_counter()
-                payload, count = requests[index % len(requests)]
-                writer.write(payload)
-                status, body = await _read_answer(reader)
-                took = (time.perf_counter() - sent) * 1000
-                latencies.append(took)
-                statuses[status] = statuses.get(status, 0) + 1
-                if status < 300:
-                    items += _accepted(body, count)
-                    admitted.append(took)
-                if status == 503:
-                    # A shed request closes nothing, but the server may have
-                    # answered before reading the body; start afresh.
-                    writer.close()
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        finally:
-            writer.close()
+        reader, writer = held[slot]
+        while True:
+            now = time.perf_counter()
+            if issued >= max_requests or now >= deadline:
+                return
+            index = issued
+            issued += 1
+            if rate is not None:
+                due = started + index / rate
+                if due > now:
+                    await asyncio.sleep(due - now)
+            sent = time.perf_counter()
+            payload, count = requests[index % len(requests)]
+            writer.write(payload)
+            status, body = await _read_answer(reader)
+            took = (time.perf_counter() - sent) * 1000
+            latencies.append(took)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status < 300:
+                items += _accepted(body, count)
+                admitted.append(took)
+            if status == 503:
+                # A shed request closes nothing, but the server may have
+                # answered before reading the body; start afresh.
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                held[slot] = (reader, writer)
 
-    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(connection(slot) for slot in range(concurrency)))
+    finally:
+        if own:
+            await close_connections(held)
     return {
         "requests": issued,
         "items": items,
         "seconds": time.perf_counter() - started,
+        "generator_cpu": time.process_time() - cpu,
         "latencies": latencies,
         "admitted": admitted,
         "statuses": statuses,
     }
 
 
-def _driver_main(plan: dict[str, Any], answers: Any) -> None:
-    results = []
-    for phase in plan["phases"]:
-        outcome = asyncio.run(
-            _drive(
+async def _drive_phases(plan: dict[str, Any], answers: Any, go: Any) -> None:
+    pool: list[Connection] = []
+    try:
+        for phase in plan["phases"]:
+            await open_connections(plan["port"], pool, phase["concurrency"])
+            # The parent reads the server's processor times between phases;
+            # it says when it has, and the phase starts.
+            answers.put("ready")
+            go.get()
+            outcome = await _drive(
                 plan["port"],
                 [(bytes(p), c) for p, c in phase["requests"]],
                 concurrency=phase["concurrency"],
                 max_requests=phase["max_requests"],
                 seconds=phase["seconds"],
                 rate=phase.get("rate"),
+                pool=pool,
             )
-        )
-        outcome["name"] = phase["name"]
-        results.append(outcome)
-    answers.put(results)
+            outcome["name"] = phase["name"]
+            answers.put(outcome)
+    finally:
+        await close_connections(pool)
 
 
-def drive(port: int, phases: list[dict[str, Any]]) -> list[PhaseResult]:
+def _driver_main(plan: dict[str, Any], answers: Any, go: Any) -> None:
+    asyncio.run(_drive_phases(plan, answers, go))
+
+
+Meter = Callable[[], dict[str, float]]
+
+
+def drive(
+    port: int, phases: list[dict[str, Any]], meter: Meter | None = None
+) -> list[PhaseResult]:
     """Run ``phases`` against the server on ``port`` from a separate process.
 
     Each phase is a mapping with ``name``, ``requests`` (pairs of request
     bytes and the number of items each carries), ``concurrency``,
-    ``max_requests``, ``seconds`` and optionally ``rate`` per second.
+    ``max_requests``, ``seconds`` and optionally ``rate`` per second. The
+    phases share their connections. ``meter`` gives the processor seconds
+    used so far by each part of the server; it is read before and after
+    every phase, and the differences are the phase's ``cpu``.
     """
     context = multiprocessing.get_context("spawn")
     answers = context.Queue()
+    go = context.Queue()
     worker = context.Process(
-        target=_driver_main, args=({"port": port, "phases": phases}, answers)
+        target=_driver_main, args=({"port": port, "phases": phases}, answers, go)
     )
     worker.start()
-    limit = sum(float(p["seconds"]) for p in phases) + 60
+    results = []
     try:
-        results = answers.get(timeout=limit)
+        for phase in phases:
+            limit = float(phase["seconds"]) + 60
+            ready = answers.get(timeout=limit)
+            if ready != "ready":
+                raise RuntimeError("The load generator lost its place.")
+            before = meter() if meter else {}
+            go.put("go")
+            outcome = answers.get(timeout=limit)
+            after = meter() if meter else {}
+            outcome["cpu"] = {
+                part: after[part] - before.get(part, 0.0) for part in after
+            }
+            results.append(outcome)
     finally:
         worker.join(timeout=10)
         if worker.is_alive():
@@ -248,6 +325,7 @@ def drive(port: int, phases: list[dict[str, Any]]) -> list[PhaseResult]:
             latencies_ms=r["latencies"],
             admitted_ms=r["admitted"],
             statuses={int(k): v for k, v in r["statuses"].items()},
+            cpu={"generator": r["generator_cpu"], **r["cpu"]},
         )
         for r in results
     ]
@@ -555,13 +633,69 @@ def checkin_batches(
     return uploads
 
 
-def _line(result: PhaseResult, unit: str = "req") -> str:
-    shown = result.item_rate if unit != "req" else result.rate
-    return (
-        f"{result.name:<22} {shown:>9.0f} {unit}/s  p50 {result.p(0.50):6.1f} ms"
-        f"  p95 {result.p(0.95):6.1f} ms  p99 {result.p(0.99):6.1f} ms"
-        f"  ({result.requests} requests, statuses {result.statuses})"
-    )
+class ProcessMeter:
+    """Processor seconds used so far by the server's workers, PostgreSQL and Redis.
+
+    The workers are the server process's descendants; PostgreSQL's share is
+    its backends connected to the bench's database; Redis's is the whole
+    redis-server process, which counts any other client it serves too. A
+    process that ends between two readings keeps the time it had at the
+    last one, so the sums never go back.
+    """
+
+    def __init__(self, server_pid: int, database: str, redis_url: str) -> None:
+        import psutil
+        import redis
+
+        self._psutil = psutil
+        self.server = psutil.Process(server_pid)
+        self.database = database
+        client = redis.Redis.from_url(redis_url)
+        try:
+            self.redis_pid: int | None = int(client.info("server")["process_id"])
+        except (redis.RedisError, KeyError, ValueError):
+            self.redis_pid = None
+        finally:
+            client.close()
+        self._seen: dict[str, dict[int, float]] = {}
+
+    def _add(self, part: str, pids: list[int]) -> float:
+        seen = self._seen.setdefault(part, {})
+        for pid in pids:
+            try:
+                times = self._psutil.Process(pid).cpu_times()
+            except self._psutil.Error:
+                continue
+            seen[pid] = times.user + times.system
+        return sum(seen.values())
+
+    def _backends(self) -> list[int]:
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+            rows = connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                (self.database,),
+            ).fetchall()
+        return [int(pid) for (pid,) in rows]
+
+    def __call__(self) -> dict[str, float]:
+        workers = [p.pid for p in self.server.children(recursive=True)]
+        parts = {
+            "workers": self._add("workers", workers),
+            "postgres": self._add("postgres", self._backends()),
+        }
+        if self.redis_pid is not None:
+            parts["redis"] = self._add("redis", [self.redis_pid])
+        return parts
+
+
+def _us(result: PhaseResult, part: str) -> float:
+    return result.cpu.get(part, 0.0) / max(result.requests, 1) * 1e6
+
+
+def _service_us(result: PhaseResult) -> float:
+    return sum(_us(result, part) for part in ("workers", "postgres", "redis"))
 
 
 def _verdict(ok: bool) -> str:
@@ -628,7 +762,8 @@ def bench_load_command(
                 "HEALTHCODE_LOG_FORMAT": "json",
             }
             server = start_server(port, env, workers)
-            results = _run_phases(port, fixture, seconds, concurrency, batch)
+            meter = ProcessMeter(server.pid, url.rsplit("/", 1)[1], REDIS_URL)
+            results = _run_phases(port, fixture, seconds, concurrency, batch, meter)
         finally:
             if server is not None:
                 stop_server(server)
@@ -638,7 +773,12 @@ def bench_load_command(
 
 
 def _run_phases(
-    port: int, fixture: Fixture, seconds: float, concurrency: int, batch: int
+    port: int,
+    fixture: Fixture,
+    seconds: float,
+    concurrency: int,
+    batch: int,
+    meter: Meter | None = None,
 ) -> dict[str, PhaseResult]:
     health = [(raw_request("GET", "/v1/health", {}), 1)]
     refresh = [
@@ -689,7 +829,7 @@ def _run_phases(
             "seconds": seconds,
         },
     ]
-    return {r.name: r for r in drive(port, phases)}
+    return {r.name: r for r in drive(port, phases, meter)}
 
 
 def _forget_prefix(prefix: str) -> None:
@@ -709,23 +849,75 @@ def _report(results: dict[str, PhaseResult], workers: int) -> None:
     refresh = results["code refresh"]
     verify = results["checkpoint verify"]
     upload = results["check-in upload"]
-    typer.echo(f"server: {workers} workers, {os.cpu_count()} cores on this machine")
-    for result in (health, refresh, verify):
-        typer.echo(_line(result))
-    typer.echo(_line(upload, "check-ins"))
+    cores = os.cpu_count() or 1
     base = health.rate or 1.0
+    typer.echo(f"server: {workers} workers, {cores} cores on this machine")
+    typer.echo("")
+    typer.echo(
+        f"{'endpoint':<18} {'req/s':>7} {'items/s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+        f" {'p99 ms':>7} {'ratio':>6} | CPU µs per request: {'workers':>7}"
+        f" {'pg':>6} {'redis':>6} {'gen':>6} | {'per core':>8}"
+    )
+    for result in (health, refresh, verify, upload):
+        items = f"{result.item_rate:8.0f}" if result is upload else f"{'':8}"
+        service = _service_us(result)
+        per_core = f"{1e6 / service:8.0f}" if service else f"{'?':>8}"
+        typer.echo(
+            f"{result.name:<18} {result.rate:7.0f} {items} {result.p(0.50):7.1f}"
+            f" {result.p(0.95):7.1f} {result.p(0.99):7.1f}"
+            f" {result.rate / base:6.2f} |                     "
+            f"{_us(result, 'workers'):7.0f} {_us(result, 'postgres'):6.0f}"
+            f" {_us(result, 'redis'):6.0f} {_us(result, 'generator'):6.0f}"
+            f" | {per_core}"
+        )
+    statuses = {r.name: r.statuses for r in (health, refresh, verify, upload)}
+    typer.echo(f"answers by status: {statuses}")
+    typer.echo(
+        "per core: requests a second one core would serve at the measured"
+        " cost of workers, PostgreSQL and Redis together (for check-in upload,"
+        " uploads of the batch size)."
+    )
+    shares = [
+        f"{r.name} {r.cpu.get('generator', 0.0) / (r.seconds * cores):.0%}"
+        for r in (health, refresh, verify, upload)
+        if r.seconds
+    ]
+    typer.echo(
+        "load generator's share of the machine's processor time: " + ", ".join(shares)
+    )
+    typer.echo("")
     checks = [
-        ("code refresh >= 3000 req/s", refresh.rate >= 3000),
-        ("code refresh p99 < 50 ms", refresh.p(0.99) < 50),
-        ("check-in ingest >= 20000 check-ins/s", upload.item_rate >= 20_000),
         (
-            f"code refresh / health >= 0.5 ({refresh.rate / base:.2f})",
+            "code refresh",
+            ">= 3,000 req/s",
+            f"{refresh.rate:,.0f} req/s",
+            refresh.rate >= 3000,
+        ),
+        (
+            "code refresh p99",
+            "< 50 ms",
+            f"{refresh.p(0.99):.1f} ms",
+            refresh.p(0.99) < 50,
+        ),
+        (
+            "check-in ingest",
+            ">= 20,000 check-ins/s",
+            f"{upload.item_rate:,.0f} check-ins/s",
+            upload.item_rate >= 20_000,
+        ),
+        (
+            "code refresh / health",
+            ">= 0.5",
+            f"{refresh.rate / base:.2f}",
             refresh.rate / base >= 0.5,
         ),
         (
-            f"checkpoint verify / health >= 0.5 ({verify.rate / base:.2f})",
+            "checkpoint verify / health",
+            ">= 0.5",
+            f"{verify.rate / base:.2f}",
             verify.rate / base >= 0.5,
         ),
     ]
-    for label, ok in checks:
-        typer.echo(f"  {label}: {_verdict(ok)}")
+    typer.echo(f"{'target':<28} {'wanted':<22} {'measured':<22} verdict")
+    for label, wanted, measured, ok in checks:
+        typer.echo(f"{label:<28} {wanted:<22} {measured:<22} {_verdict(ok)}")
