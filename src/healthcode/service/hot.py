@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -88,26 +89,77 @@ _ACCOUNT_AND_FENCE = sa.select(Account.resident_id, _FENCE).where(
 )
 
 
+class _Lookup:
+    """One SELECT of a single row, run on a pooled driver connection.
+
+    A refresh's one read went through SQLAlchemy's Connection, whose
+    checkout, execution and result handling cost several times the round
+    trip itself. The statement is compiled once for the engine's dialect and
+    run on the driver's cursor, in autocommit for the duration (a single
+    read needs no transaction of its own: one round trip instead of BEGIN,
+    SELECT, ROLLBACK, seeing what was committed before it).
+    """
+
+    def __init__(self, engine: Engine, statement: sa.Select[Any]) -> None:
+        self.engine = engine
+        compiled = statement.compile(dialect=engine.dialect)
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.order = list(compiled.positiontup or ()) if compiled.positional else None
+
+    def one(self, **values: object) -> tuple[Any, ...] | None:
+        bound = self.compiled.construct_params(values)
+        params: Any = bound if self.order is None else [bound[n] for n in self.order]
+        dialect = self.engine.dialect
+        connection = self.engine.raw_connection()
+        driver = connection.dbapi_connection
+        try:
+            dialect.set_isolation_level(driver, "AUTOCOMMIT")
+            try:
+                cursor = connection.cursor()
+                cursor.execute(self.sql, params)
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                dialect.reset_isolation_level(driver)
+        except dialect.loaded_dbapi.Error as exc:
+            # Raised as SQLAlchemy would have, parameters hidden; a lost
+            # connection leaves the pool instead of failing the next request.
+            if dialect.is_disconnect(exc, driver, None):
+                connection.invalidate(exc)
+            raise sa.exc.DBAPIError.instance(
+                self.sql,
+                params,
+                exc,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=dialect,
+            ) from exc
+        finally:
+            connection.close()
+        return None if row is None else tuple(row)
+
+
 class HotPaths:
     """The code refresh and the online verify, from the store when they can be.
 
-    Each runs in one trip to the thread pool and reads the fence through
-    ``reads``, the engine in autocommit (see :attr:`Runtime.reads`). A
-    status the store does not hold, or holds under another fence, is read
-    through :meth:`StatusCache.status` in a transaction, as everywhere else.
+    Each runs in one trip to the thread pool and reads the database once,
+    through a :class:`_Lookup`. A status the store does not hold, or holds
+    under another fence, is read through :meth:`StatusCache.status` in a
+    transaction, as everywhere else.
     """
 
     def __init__(
         self,
         engine: Engine,
-        reads: Engine,
         store: Store,
         cache: StatusCache,
         ingredients: CodeIngredients,
         codes: CodeService,
     ) -> None:
-        self.reads = reads
         self.engine = engine
+        self._account = _Lookup(engine, _ACCOUNT_AND_FENCE)
+        self._fence = _Lookup(engine, sa.select(_FENCE))
         self.store = store
         self.cache = cache
         self.ingredients = ingredients
@@ -123,10 +175,7 @@ class HotPaths:
         """Sign a screen code for the resident who registered this phone."""
         if principal.kind != "account":
             raise OutOfScope("This is for residents and guardians signed in by phone.")
-        with self.reads.connect() as connection:
-            row = connection.execute(
-                _ACCOUNT_AND_FENCE, {"account_id": principal.id}
-            ).first()
+        row = self._account.one(account_id=principal.id)
         if row is None:
             raise NotSignedIn("The session's account no longer exists.")
         resident_id, fence = row
@@ -154,8 +203,8 @@ class HotPaths:
         """Verify ``code`` and read its holder's status now."""
         verified = local_verifier(self.codes.store).verify(code, now)
         resident_id = self.codes.holder(verified.content)
-        with self.reads.connect() as connection:
-            fence = int(connection.scalar(sa.select(_FENCE)) or 0)
+        row = self._fence.one()
+        fence = int(row[0] or 0) if row is not None else 0
         (status,) = self._stored([self.cache.key(resident_id)])
         view = self.cache.current(resident_id, status, fence, now)
         if view is not None:

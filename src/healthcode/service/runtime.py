@@ -97,7 +97,6 @@ class Runtime:
     def hot(self) -> HotPaths:
         return HotPaths(
             self.engine,
-            self.reads,
             self.store,
             self.cache,
             self.ingredients,
