@@ -224,9 +224,11 @@ async def _drive(
             if status < 300:
                 items += _accepted(body, count)
                 admitted.append(took)
-            if status == 503:
+            if status == 503 and not payload.startswith(b"GET "):
                 # A shed request closes nothing, but the server may have
-                # answered before reading the body; start afresh.
+                # answered before reading the body; start afresh. A request
+                # without a body leaves nothing unread, and its connection
+                # goes on, as a phone's would.
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 held[slot] = (reader, writer)
