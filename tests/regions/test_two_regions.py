@@ -440,6 +440,29 @@ def test_a_code_of_an_untrusted_region_is_refused_naming_the_region(
     assert "region 320100" in online.json()["message"]
 
 
+def test_a_guangzhou_paper_code_asks_for_its_status_list(world: World) -> None:
+    issued = world.guangzhou.cli("code", VISITOR, "--paper")
+    paper = next(
+        line for line in issued.stdout.splitlines() if line.startswith("HCZ1:")
+    )
+
+    offline = world.xian.cli(
+        "verify", paper, "--dir", str(world.xian.keys), check=False
+    )
+    online = httpx.post(
+        f"{world.xian.url}/v1/checkpoints/verify",
+        json={"code": paper},
+        headers=world.checkpoint,
+        timeout=10,
+    )
+
+    assert offline.returncode == 1
+    assert "refused [status_list_not_held]" in offline.stdout
+    assert online.status_code == 404
+    assert online.json()["code"] == "status_list_not_held"
+    assert "region 440100" in online.json()["message"]
+
+
 # An official in Xian asks Guangzhou
 
 
@@ -684,6 +707,21 @@ def test_a_peer_that_does_not_answer_gives_a_clear_error(world: World) -> None:
     assert down.json()["code"] == "peer_unreachable"
     outcomes = [e["details"]["outcome"] for e in world.xian.audit("peer.status_query")]
     assert outcomes[-2:] == ["peer_unreachable", "peer_unreachable"]
+
+
+def test_a_removed_peer_is_trusted_no_longer(world: World) -> None:
+    removed = world.xian.cli("peers", "remove", GUANGZHOU)
+    offline = world.xian.cli(
+        "verify", world.code, "--dir", str(world.xian.keys), check=False
+    )
+    asked = _peer_query(world)
+
+    assert "removed region 440100 广东省广州市" in removed.stdout
+    assert "refused [unknown_key]" in offline.stdout
+    assert "not trusted here" in offline.stdout
+    assert asked.status_code == 404
+    assert asked.json()["code"] == "peer_not_configured"
+    assert "440100" not in world.xian.cli("peers", "list", "--json").stdout
 
 
 def _b64(data: bytes) -> str:
