@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from healthcode.codes.errors import InvalidTrustList, RevokedKeyCode, UnknownKeyCode
+from healthcode.codes.errors import (
+    InvalidTrustList,
+    RetiredKeyCode,
+    RevokedKeyCode,
+    UnknownKeyCode,
+)
 from healthcode.codes.format import Colour, Issuer
 from healthcode.codes.keys import KeyRole, KeyStore, SigningKey
 from healthcode.codes.trust import load_trust_list, sign_trust_list
@@ -289,3 +294,23 @@ def test_refreshing_every_peer_says_how_each_went(
     assert outcomes == {GUANGZHOU: "refreshed", "510100": "peer_unreachable"}
     assert xian.peers.require(GUANGZHOU).listed.issued_at == later
     assert xian.peers.require("510100").listed.issued_at == NOW
+
+
+def test_a_retired_peer_key_is_accepted_through_its_overlap_only(
+    xian: Instance, guangzhou: Instance
+) -> None:
+    code = guangzhou.code()
+    xian.peers.add(guangzhou.card(), NOW, own_region=XIAN)
+    key = guangzhou.keys.signing_key(GUANGZHOU, NOW).record
+    later = NOW + timedelta(minutes=1)
+    guangzhou.keys.retire(GUANGZHOU, key.key_id, later, overlap=timedelta(minutes=2))
+    listed = published_trust_list(guangzhou.keys, guangzhou.peers, later, None)
+    xian.peers.refresh(GUANGZHOU, listed, later)
+
+    during = NOW + timedelta(minutes=2)
+    after = NOW + timedelta(minutes=4)
+    accepted = instance_verifier(xian.keys, xian.peers, during).verify(code, during)
+
+    assert accepted.content.region == GUANGZHOU
+    with pytest.raises(RetiredKeyCode, match="no longer accepted"):
+        instance_verifier(xian.keys, xian.peers, after).verify(code, after)
