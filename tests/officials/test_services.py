@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from healthcode.accounts.models import Account
 from healthcode.accounts.services import create_official
 from healthcode.identity.documents import mod11_2_check, parse_document
-from healthcode.identity.models import Resident
+from healthcode.identity.models import Resident, personal_values
 from healthcode.officials.errors import (
     AppealOpen,
     AppealReviewed,
@@ -68,14 +68,17 @@ def residents(engine: Engine, count: int, region: str = "610113") -> list[int]:
     ]
     with Session(engine) as session, session.begin():
         start = session.scalar(sa.select(sa.func.count()).select_from(Resident)) or 0
-        for row in rows:
-            row["doc_number"] = cn_id(start + rows.index(row))
+        stored = []
+        for index, row in enumerate(rows):
+            # Through the table, whose column types seal and index the values.
+            number, name = cn_id(start + index), row.pop("name")
+            del row["doc_number"]
+            stored.append({**row, **personal_values(number, name, row["birth_date"])})
+        table = Resident.__table__
         ids = list(
             session.execute(
-                sa.insert(Resident).returning(
-                    Resident.id, sort_by_parameter_order=True
-                ),
-                rows,
+                sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                stored,
             ).scalars()
         )
         recolor_residents(session, ids, NOW - timedelta(days=9), "register")
