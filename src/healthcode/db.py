@@ -180,6 +180,14 @@ def open_database(url: str | None = None, *, must_exist: bool = False) -> Engine
             )
     engine = make_engine(url)
     migrate(engine)
+    from healthcode.privacy.keycheck import check_data_keys
+    from healthcode.privacy.types import data_keys
+
+    try:
+        check_data_keys(engine, data_keys())
+    except Exception:
+        engine.dispose()
+        raise
     return engine
 
 

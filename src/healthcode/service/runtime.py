@@ -28,6 +28,9 @@ from healthcode.db import make_engine, utcnow
 from healthcode.errors import ConfigurationError, HealthcodeError
 from healthcode.family.services import FamilyPolicy
 from healthcode.officials.services import OverridePolicy
+from healthcode.privacy.errors import DataKeyError
+from healthcode.privacy.keycheck import check_data_keys
+from healthcode.privacy.types import data_keys
 from healthcode.regions.peers import PeerStore
 from healthcode.regions.services import peer_store
 from healthcode.service.cache import StatusCache
@@ -141,6 +144,11 @@ def _engine(settings: Settings) -> Engine:
             f" (no table {sorted(missing)[0]}); `healthcode serve` migrates it"
             " before it starts."
         )
+    try:
+        check_data_keys(engine, data_keys())
+    except DataKeyError:
+        engine.dispose()
+        raise
     return engine
 
 
