@@ -84,3 +84,27 @@ def test_an_upload_sends_at_most_its_batch(tmp_path: Path) -> None:
 def test_a_batch_beyond_the_pages_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="1 to 500 scans"):
         DeviceQueue(tmp_path / "q.json", "http://door.test", "k", batch=501)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b'[{"code": "HC1:A", "idempotencyKey": "cp-1", "checked',
+        b'{"code": "HC1:A"}',
+        b'[{"code": "HC1:A", "idempotencyKey": 7, "checkedInAt": "2026-03-10"}]',
+        b"",
+    ],
+    ids=["cut-short", "not-a-list", "entry-malformed", "empty"],
+)
+def test_a_damaged_queue_file_is_kept_aside_and_the_next_scan_is_queued(
+    tmp_path: Path, damage: bytes
+) -> None:
+    path = tmp_path / "q.json"
+    path.write_bytes(damage)
+    device = _device(path, Service())
+
+    key = device.scan("HC1:NEXT", AT)
+
+    assert [entry["idempotencyKey"] for entry in device.pending()] == [key]
+    aside = list(tmp_path.glob("q.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == damage

@@ -80,10 +80,27 @@ class DeviceQueue:
         self._client = client or httpx.Client(base_url=base_url, timeout=timeout)
 
     def pending(self) -> list[dict[str, str]]:
-        """The scans not yet delivered, oldest first."""
+        """The scans not yet delivered, oldest first.
+
+        A queue file that is not a list of scans in the page's form (written
+        by something else, or damaged on the device's storage) is moved
+        aside, whole, to ``<name>.damaged-<time>`` for someone to look at,
+        and the queue starts again empty: refusing it would lose every scan
+        made from then on.
+        """
         if not self.path.exists():
             return []
-        return list(orjson.loads(self.path.read_bytes()))
+        data = self.path.read_bytes()
+        try:
+            scans = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            scans = None
+        if isinstance(scans, list) and all(map(_well_formed, scans)):
+            return scans
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.time_ns()}")
+        os.replace(self.path, aside)
+        log.warning("device_queue_damaged", path=str(self.path), kept=str(aside))
+        return []
 
     def _save(self, scans: list[dict[str, str]]) -> None:
         partial = self.path.with_name(self.path.name + ".partial")
@@ -163,6 +180,13 @@ class DeviceQueue:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _well_formed(entry: Any) -> bool:
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(name), str)
+        for name in ("code", "idempotencyKey", "checkedInAt")
+    )
 
 
 def _seconds(text: str | None) -> float | None:
