@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,7 +21,7 @@ from tests.regions.support import free_port
 from healthcode.codes.keys import KeyRole, KeyStore, SigningKey
 from healthcode.identity.errors import UnknownResident
 from healthcode.regions.calls import MAX_ANSWER_BYTES, query_status
-from healthcode.regions.errors import InvalidPeerAnswer, PeerRefused
+from healthcode.regions.errors import InvalidPeerAnswer, PeerRefused, PeerUnreachable
 from healthcode.regions.peers import Peer, make_card
 from healthcode.regions.services import ensure_key, peer_store, published_trust_list
 
@@ -187,3 +188,41 @@ def test_an_unknown_resident_there_is_an_unknown_resident_here(
 
     with pytest.raises(UnknownResident, match="has no resident with that document"):
         _ask(peer, own)
+
+
+def test_an_answer_dripped_slowly_is_cut_off_at_the_timeout(tmp_path: Path) -> None:
+    class Drip(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "40")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        peer, own, _ = _peer(tmp_path, f"http://127.0.0.1:{server.server_address[1]}")
+        started = time.monotonic()
+        with pytest.raises(PeerUnreachable, match="within 1 seconds"):
+            query_status(
+                peer=peer,
+                key=own,
+                document={"kind": "cn-id", "number": "440106199001011235"},
+                official="official:1",
+                purpose="a stated purpose",
+                now=NOW,
+                timeout=1,
+            )
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert took < 3

@@ -75,6 +75,10 @@ def _send(
                 body = bytearray()
                 for chunk in answer.iter_bytes():
                     body += chunk
+                    # The timeout bounds each read; a peer that drips its
+                    # answer a byte at a time is held to it for the whole.
+                    if time.perf_counter() - started > timeout:
+                        raise httpx.ReadTimeout("answer too slow", request=request)
                     if len(body) > MAX_ANSWER_BYTES:
                         raise InvalidPeerAnswer(
                             f"The instance of {_named(peer)} sent an answer larger"
