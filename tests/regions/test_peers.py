@@ -162,6 +162,12 @@ def test_an_altered_card_is_refused(xian: Instance, guangzhou: Instance) -> None
         ({"region": "999999"}, "not a GB/T 2260"),
         ({"url": "ftp://127.0.0.1/"}, "not an http"),
         ({"url": "http://user:pw@127.0.0.1/"}, "not an http"),
+        ({"url": "http://169.254.169.254/latest"}, "link-local"),
+        ({"url": "http://[fe80::1]:8080"}, "link-local"),
+        ({"url": "http://[::ffff:169.254.169.254]/"}, "link-local"),
+        ({"url": "http://metadata.google.internal/"}, "metadata"),
+        ({"url": "http://0.0.0.0:8080"}, "no single host"),
+        ({"url": "http://224.0.0.1/"}, "no single host"),
         ({"anchors": []}, "trust-list keys"),
     ],
 )

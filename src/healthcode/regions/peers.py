@@ -26,6 +26,7 @@ without a restart. Nothing here reads the clock: each call takes its instant.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import threading
@@ -141,7 +142,43 @@ def check_url(url: str) -> str:
             f"The peer URL {url!r} is not an http:// or https:// address of a host"
             " (without user, query or fragment)."
         )
+    _check_host(url, parts.hostname)
     return url.rstrip("/")
+
+
+# Names of the metadata services of cloud machines, which answer on the
+# machine itself; no peer instance is ever there.
+_METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal"})
+
+
+def _check_host(url: str, host: str) -> None:
+    """Refuse a peer URL at an address no other region's instance can have.
+
+    The server calls a peer's URL by itself every day, so a card naming a
+    link-local address (where cloud metadata services answer) would make it
+    fetch from there. Only literal addresses can be checked here; a name is
+    resolved when it is called, which is why an operator reads the URL of a
+    card before adding it (docs/regions.md).
+    """
+    if host.rstrip(".").lower() in _METADATA_HOSTS:
+        raise PeerConfigurationError(
+            f"The peer URL {url!r} names a cloud metadata service, not a peer."
+        )
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_link_local:
+        raise PeerConfigurationError(
+            f"The peer URL {url!r} is at a link-local address, where no peer"
+            " instance is and cloud metadata services answer."
+        )
+    if address.is_unspecified or address.is_multicast:
+        raise PeerConfigurationError(
+            f"The peer URL {url!r} is at an address of no single host."
+        )
 
 
 class PeerStore:
