@@ -171,6 +171,9 @@ def _keys_by_node(store: RedisStore) -> dict[str, int]:
         ("redis+cluster://127.0.0.1:7301,:7302/", "is not host:port"),
         ("redis+cluster://127.0.0.1:99999/", "is not host:port"),
         ("redis+cluster://127.0.0.1:7301/3", "only database 0"),
+        ("redis+cluster://127.0.0.1:\u0667\u0663\u0660\u0661/", "is not host:port"),
+        ("redis+cluster://127.0.0.1:7301/?ssl_cert_reqs=none", "no query"),
+        ("redis+cluster://127.0.0.1:7301/#db3", "no query"),
     ],
 )
 def test_a_malformed_cluster_url_names_the_setting(url: str, problem: str) -> None:

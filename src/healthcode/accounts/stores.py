@@ -99,7 +99,8 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     nodes = []
     for item in hosts.split(","):
         host, colon, port = item.strip().rpartition(":")
-        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        digits = port.isascii() and port.isdigit()
+        if not colon or not host or not digits or not 0 < int(port) < 65536:
             raise ValueError(
                 f"cluster node {item.strip()!r} is not host:port with a port"
                 " from 1 to 65535"
@@ -107,6 +108,10 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
         nodes.append((host.strip("[]"), int(port)))
     if parts.path not in ("", "/"):
         raise ValueError("a cluster has only database 0; the URL names no database")
+    if parts.query or parts.fragment:
+        # Options in a query would be dropped without a word: the cluster
+        # client takes only the nodes and the credentials from the URL.
+        raise ValueError("a cluster URL has no query or fragment, only its nodes")
     return nodes
 
 
