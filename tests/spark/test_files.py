@@ -14,7 +14,9 @@ from healthcode.spark.files import (
     PartWriter,
     RowCodec,
     read_json,
+    read_manifest,
     read_parts,
+    read_summary,
     spark_uri,
     write_json,
 )
@@ -81,6 +83,28 @@ def test_a_manifest_of_another_format_is_refused(tmp_path):
 
     with pytest.raises(SnapshotError, match="not of format 1"):
         read_json(path, "snapshot manifest")
+
+
+@pytest.mark.parametrize("job", ["recolor", "trace"])
+def test_a_manifest_without_a_field_its_job_reads_is_refused_by_name(tmp_path, job):
+    write_json(str(tmp_path / "manifest.json"), {"format": 1, "job": job})
+
+    with pytest.raises(SnapshotError, match="has no 'now'"):
+        read_manifest(str(tmp_path), job)
+
+
+@pytest.mark.parametrize(
+    ("job", "field"), [("recolor", "residents"), ("trace", "seconds")]
+)
+def test_a_summary_without_a_field_its_import_reads_is_refused_by_name(
+    tmp_path, job, field
+):
+    write_json(
+        str(tmp_path / "summary.json"), {"format": 1, "job": job, "snapshot_now": 5}
+    )
+
+    with pytest.raises(SnapshotError, match=f"has no '{field}'"):
+        read_summary(str(tmp_path), "snap", {"job": job, "now": 5})
 
 
 def test_a_local_folder_is_given_to_spark_as_a_file_uri(tmp_path):

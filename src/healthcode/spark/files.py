@@ -239,6 +239,26 @@ def read_json(location: str, what: str) -> dict[str, Any]:
     return document
 
 
+#: What each job's manifest and summary must hold for the steps that read them.
+_MANIFEST_FIELDS = {
+    "recolor": ("now", "cause", "rule_set", "areas", "records_version"),
+    "trace": ("now", "cutoff", "policy", "windows"),
+}
+_SUMMARY_FIELDS = {
+    "recolor": ("residents", "rule_failures"),
+    "trace": ("seconds", "found"),
+}
+
+
+def _require(document: dict[str, Any], names: Sequence[str], what: str) -> None:
+    for name in names:
+        if name not in document:
+            raise SnapshotError(
+                f"The {what} has no {name!r}; it was not written whole by this"
+                " version's export or job."
+            )
+
+
 def read_manifest(snapshot: str, job: str) -> dict[str, Any]:
     """The manifest of the snapshot at ``snapshot``, which must be ``job``'s."""
     manifest = read_json(join(snapshot, "manifest.json"), "snapshot manifest")
@@ -247,6 +267,7 @@ def read_manifest(snapshot: str, job: str) -> dict[str, Any]:
             f"The snapshot at {snapshot} is for the {manifest.get('job')!r} job,"
             f" not {job!r}."
         )
+    _require(manifest, _MANIFEST_FIELDS[job], f"snapshot manifest at {snapshot}")
     return manifest
 
 
@@ -260,6 +281,7 @@ def read_summary(result: str, snapshot: str, manifest: dict[str, Any]) -> dict:
         raise SnapshotError(
             f"The job result at {result} was not made from the snapshot at {snapshot}."
         )
+    _require(summary, _SUMMARY_FIELDS[manifest["job"]], f"job summary at {result}")
     return summary
 
 
