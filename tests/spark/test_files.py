@@ -130,3 +130,24 @@ def test_without_java_home_the_java_on_path_is_followed(monkeypatch):
 def test_submit_without_a_job_prints_its_usage(capsys):
     assert submit.main(["recolour"]) == 2
     assert "usage: submit.py recolor|trace" in capsys.readouterr().err
+
+
+def test_a_snapshot_whose_rule_set_does_not_compile_is_refused_before_spark(tmp_path):
+    from healthcode.status.spark import run_recolor
+
+    write_json(
+        str(tmp_path / "manifest.json"),
+        {
+            "format": 1,
+            "job": "recolor",
+            "now": 0,
+            "cause": "recolor",
+            "rule_set": '{"id": "edited"}',
+            "areas": [],
+            "records_version": 1,
+        },
+    )
+
+    # No Spark session is needed to find it: the driver compiles it first.
+    with pytest.raises(SnapshotError, match="rule set .* does not compile"):
+        run_recolor(None, str(tmp_path), str(tmp_path / "result"))

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Engine
 
 from healthcode.config import get_settings
 from healthcode.identity.models import Resident
+from healthcode.rules.errors import InvalidRuleSet
 from healthcode.rules.ruleset import RuleSet, parse_rule_set_text, rule_set_text
 from healthcode.spark.errors import SnapshotError, SnapshotOutdated
 from healthcode.spark.files import (
@@ -305,6 +306,15 @@ def run_recolor(
     from healthcode.spark.session import run_with_progress
 
     manifest = read_manifest(snapshot, JOB)
+    try:
+        # Compiled here first, so that an edited or foreign rule set is named
+        # once, rather than failing on every executor.
+        _rule_set(manifest["rule_set"])
+    except InvalidRuleSet as exc:
+        raise SnapshotError(
+            f"The rule set in the snapshot manifest at {snapshot} does not"
+            f" compile: {exc}"
+        ) from None
     context = _Context(
         now=manifest["now"],
         cause=manifest["cause"],
