@@ -300,3 +300,23 @@ def test_the_command_rotates_and_deletes_the_key_no_value_uses(
     assert "Deleted data keys no value uses any more: 1." in rotated.output
     assert resumed.exit_code == 0, resumed.output
     assert DataKeys(tmp_path / "command-keys").versions() == [2]
+
+
+def test_a_value_sealed_by_a_process_yet_to_see_the_new_key_still_opens(
+    engine: Engine, table: sa.Table, keys: DataKeys
+) -> None:
+    # Another process (a server worker) read which key is current before the
+    # rotation, and goes on sealing with it until it reads the file again.
+    worker = DataKeys(keys.directory.parent)
+    with using_keys(worker):
+        _insert(engine, (1, NUMBER, NAME))
+
+    report = rotate_keys(engine, keys, columns=COLUMNS)
+    with using_keys(worker):
+        _insert(engine, (2, "61011319550202121X", "Anna Schmidt"))
+
+    fresh = DataKeys(keys.directory.parent)
+    with using_keys(fresh), engine.connect() as connection:
+        names = connection.scalars(sa.select(table.c.name).order_by(table.c.id)).all()
+    assert names == [NAME, "Anna Schmidt"]
+    assert report.retired == [1]

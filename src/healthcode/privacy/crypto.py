@@ -52,7 +52,7 @@ NONCE_SIZE = 12
 # server's rotation job, or the command run beside a running server) may make
 # a new key current; values sealed meanwhile with the one before still open,
 # and the rotation's walk re-seals them before that key can go.
-_RECHECK_SECONDS = 5.0
+RECHECK_SECONDS = 5.0
 _SEALED = re.compile(r"v([1-9][0-9]{0,5}):([A-Za-z0-9_-]+)")
 
 
@@ -81,7 +81,7 @@ class DataKeys:
 
     def _load(self) -> None:
         if self._current is not None:
-            if time.monotonic() - self._checked > _RECHECK_SECONDS:
+            if time.monotonic() - self._checked > RECHECK_SECONDS:
                 self._current = self._read_current()
             return
         if not (self.directory / "current").exists():

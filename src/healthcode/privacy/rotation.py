@@ -13,6 +13,7 @@ where it stopped when run with ``new_key=False``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,7 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from healthcode.db import Base
-from healthcode.privacy.crypto import DataKeys
+from healthcode.privacy.crypto import RECHECK_SECONDS, DataKeys
 from healthcode.privacy.types import Sealed, using_keys
 
 __all__ = [
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+#: How long after a new key became current an old one may be deleted: each
+#: process reads which key is current again after this long at most.
+SETTLE_SECONDS = RECHECK_SECONDS + 1.0
 
 #: Called with (column name, values done, values to do).
 Progress = Callable[[str, int, int], None]
@@ -113,6 +118,7 @@ def rotate_keys(
     columns: list[SealedColumn] | None = None,
     batch: int = 1000,
     progress: Progress | None = None,
+    settle_seconds: float = SETTLE_SECONDS,
 ) -> RotationReport:
     """Rotate (unless ``new_key`` is false) and re-encrypt, as the module says."""
     if new_key:
@@ -120,6 +126,40 @@ def rotate_keys(
     current = keys.current
     chosen = sealed_columns() if columns is None else columns
     report = RotationReport(current)
+    _reseal(engine, keys, chosen, current, batch, progress, report)
+    # Other processes learn of the new key only when they next read which
+    # one is current, and seal with the old one until then. Before an old
+    # key may go, that moment must have passed and what they sealed
+    # meanwhile must be sealed again.
+    if keys.versions() != [current]:
+        wait = keys.current_since().timestamp() + settle_seconds - time.time()
+        if wait > 0:
+            time.sleep(wait)
+            _reseal(engine, keys, chosen, current, batch, progress, report)
+    # An old key goes only when no sealed column still uses it: every column
+    # the models declare, and every sealed column of the tables of this run.
+    known = [*sealed_columns(), *chosen]
+    keys_of = {item.table: item.key for item in chosen}
+    for table, key in keys_of.items():
+        known.extend(
+            SealedColumn(table, column, key)
+            for column in table.columns
+            if isinstance(column.type, Sealed)
+        )
+    everything = {item.name: item for item in known}
+    report.retired = _retire_unused(engine, keys, list(everything.values()), current)
+    return report
+
+
+def _reseal(
+    engine: Engine,
+    keys: DataKeys,
+    chosen: list[SealedColumn],
+    current: int,
+    batch: int,
+    progress: Progress | None,
+    report: RotationReport,
+) -> None:
     for item in chosen:
         with engine.connect() as connection:
             total = int(
@@ -146,21 +186,8 @@ def rotate_keys(
                         report.skipped += 1
             if progress is not None:
                 progress(item.name, done, total)
-        report.resealed[item.name] = done
+        report.resealed[item.name] = report.resealed.get(item.name, 0) + done
         log.info("column_resealed", column=item.name, values=done, version=current)
-    # An old key goes only when no sealed column still uses it: every column
-    # the models declare, and every sealed column of the tables of this run.
-    known = [*sealed_columns(), *chosen]
-    keys_of = {item.table: item.key for item in chosen}
-    for table, key in keys_of.items():
-        known.extend(
-            SealedColumn(table, column, key)
-            for column in table.columns
-            if isinstance(column.type, Sealed)
-        )
-    everything = {item.name: item for item in known}
-    report.retired = _retire_unused(engine, keys, list(everything.values()), current)
-    return report
 
 
 def _retire_unused(
