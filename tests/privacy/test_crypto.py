@@ -320,3 +320,40 @@ def test_a_value_sealed_by_a_process_yet_to_see_the_new_key_still_opens(
         names = connection.scalars(sa.select(table.c.name).order_by(table.c.id)).all()
     assert names == [NAME, "Anna Schmidt"]
     assert report.retired == [1]
+
+
+def test_the_command_refuses_while_another_process_rotates(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+
+    import typer
+    from typer.testing import CliRunner
+
+    from healthcode.config import get_settings
+    from healthcode.privacy.cli import privacy_app
+    from healthcode.privacy.config import get_privacy_settings
+
+    monkeypatch.setenv(
+        "HEALTHCODE_DATABASE_URL", engine.url.render_as_string(hide_password=False)
+    )
+    monkeypatch.setenv("HEALTHCODE_DATA_KEY_DIR", str(tmp_path / "command-keys"))
+    get_settings.cache_clear()
+    get_privacy_settings.cache_clear()
+    held = DataKeys(tmp_path / "command-keys")
+    held.seal("x", "people.name")
+    app = typer.Typer()
+    app.add_typer(privacy_app, name="privacy")
+
+    # The server's rotation job holds the lock, as a process of its own would.
+    try:
+        with open(held.directory / "rotation.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            refused = CliRunner().invoke(app, ["privacy", "rotate-keys"])
+    finally:
+        get_settings.cache_clear()
+        get_privacy_settings.cache_clear()
+
+    assert refused.exit_code == 1
+    assert "Another process is rotating the data keys" in refused.output
+    assert DataKeys(tmp_path / "command-keys").versions() == [1]

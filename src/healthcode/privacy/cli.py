@@ -337,6 +337,8 @@ def rotate_keys_command(
     from healthcode.db import open_database
     from healthcode.privacy.config import get_privacy_settings
     from healthcode.privacy.crypto import DataKeys
+    from healthcode.privacy.errors import DataKeyError
+    from healthcode.privacy.jobs import rotation_lock
     from healthcode.privacy.rotation import rotate_keys
 
     keys = DataKeys(get_privacy_settings().data_key_dir)
@@ -344,12 +346,23 @@ def rotate_keys_command(
     try:
         engine = open_database(must_exist=True)
         try:
-            with Progress(
-                TextColumn("{task.description:<32}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=console,
-            ) as bar:
+            with (
+                rotation_lock(keys.directory) as held,
+                Progress(
+                    TextColumn("{task.description:<32}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    console=console,
+                ) as bar,
+            ):
+                if not held:
+                    # Two rotations at once would each delete the key the
+                    # other has just made current.
+                    raise DataKeyError(
+                        "Another process is rotating the data keys now (the"
+                        " server's rotation job, or this command run elsewhere);"
+                        " run it again when that is done."
+                    )
                 tasks: dict[str, Any] = {}
 
                 def advance(column: str, done: int, total: int) -> None:

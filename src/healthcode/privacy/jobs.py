@@ -51,6 +51,7 @@ __all__ = [
     "next_run",
     "run_daily",
     "run_rotation",
+    "rotation_lock",
     "start_daily_job",
     "start_rotation_job",
     "stop_daily_job",
@@ -168,7 +169,7 @@ def start_daily_job(runtime: Any) -> asyncio.Task[None] | None:
 
 
 @contextlib.contextmanager
-def _rotation_lock(directory: Path) -> Iterator[bool]:
+def rotation_lock(directory: Path) -> Iterator[bool]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with open(directory / "rotation.lock", "a+b") as handle:
         try:
@@ -194,7 +195,7 @@ def run_rotation(
 
     None when there was nothing to do, or another process holds the lock.
     """
-    with _rotation_lock(keys.directory) as held:
+    with rotation_lock(keys.directory) as held:
         if not held:
             log.info("key_rotation_skipped", reason="another process rotates")
             return None
