@@ -24,9 +24,11 @@ from healthcode.regions.calls import MAX_ANSWER_BYTES, query_status
 from healthcode.regions.errors import InvalidPeerAnswer, PeerRefused, PeerUnreachable
 from healthcode.regions.peers import Peer, make_card
 from healthcode.regions.services import ensure_key, peer_store, published_trust_list
+from healthcode.regions.signing import NONCE_HEADER
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-Answer = Callable[[BaseHTTPRequestHandler, bytes], tuple[int, dict[str, str], bytes]]
+Reply = tuple[int, dict[str, str], bytes]
+Answer = Callable[[BaseHTTPRequestHandler, bytes], Reply]
 
 
 @pytest.fixture
@@ -226,3 +228,22 @@ def test_an_answer_dripped_slowly_is_cut_off_at_the_timeout(tmp_path: Path) -> N
         server.server_close()
 
     assert took < 3
+
+
+def test_a_refused_query_carries_the_nonce_it_was_sent_under(
+    hostile: tuple[str, list[Answer]], tmp_path: Path
+) -> None:
+    url, answers = hostile
+    peer, own, _ = _peer(tmp_path, url)
+    sent: list[str] = []
+
+    def refuse(handler: BaseHTTPRequestHandler, body: bytes) -> Reply:
+        sent.append(handler.headers[NONCE_HEADER])
+        return 404, {}, json.dumps({"code": "unknown_resident"}).encode()
+
+    answers.append(refuse)
+
+    with pytest.raises(UnknownResident) as refused:
+        _ask(peer, own)
+
+    assert refused.value.query == sent[0]  # type: ignore[attr-defined]

@@ -516,6 +516,11 @@ def test_an_unknown_visitor_is_a_plain_not_found(world: World) -> None:
         "Region 440100 (广东省广州市) has no resident with that document."
     )
     assert stranger not in answer.text
+    asked = world.xian.audit("peer.status_query")[-1]["details"]
+    answered = world.guangzhou.audit("peer.status_query")[-1]["details"]
+    assert asked["outcome"] == answered["outcome"] == "unknown_resident"
+    assert asked["query"] == answered["query"]
+    assert len(asked["query"]) >= 16
 
 
 def test_a_region_that_is_no_peer_is_refused_before_any_call(world: World) -> None:

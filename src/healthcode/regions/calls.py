@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from healthcode.codes.keys import SigningKey
+from healthcode.errors import HealthcodeError
 from healthcode.identity.errors import UnknownResident
 from healthcode.regions.errors import InvalidPeerAnswer, PeerRefused, PeerUnreachable
 from healthcode.regions.peers import Peer, within
@@ -156,7 +157,11 @@ def query_status(
     timeout: float,
     transport: httpx.BaseTransport | None = None,
 ) -> PeerStatus:
-    """Ask the peer for the status of its resident who holds ``document``."""
+    """Ask the peer for the status of its resident who holds ``document``.
+
+    An error raised once the request is signed carries the request's nonce
+    as ``query``, whether the peer refused, did not answer or answered badly.
+    """
     body = orjson.dumps(
         {"document": document, "official": official, "purpose": purpose}
     )
@@ -165,21 +170,27 @@ def query_status(
     request = httpx.Request(
         "POST", peer.url + STATUS_PATH, content=body, headers=headers
     )
-    answer = _send(peer, request, timeout, transport)
-    if answer.status_code != 200:
-        raise _refusal(peer, answer)
     nonce = headers[NONCE_HEADER]
-    check_answer(
-        answer.headers,
-        answer.status_code,
-        nonce,
-        answer.content,
-        here=key.record.region,
-        peer_key=peer.peer_key,
-        peer_region=peer.region,
-        now=now,
-    )
-    return _status(peer, answer.content, nonce)
+    try:
+        answer = _send(peer, request, timeout, transport)
+        if answer.status_code != 200:
+            raise _refusal(peer, answer)
+        check_answer(
+            answer.headers,
+            answer.status_code,
+            nonce,
+            answer.content,
+            here=key.record.region,
+            peer_key=peer.peer_key,
+            peer_region=peer.region,
+            now=now,
+        )
+        return _status(peer, answer.content, nonce)
+    except HealthcodeError as exc:
+        # A failed query is audited on both sides under its nonce, so the
+        # error carries it to the caller's audit entry.
+        exc.query = nonce  # type: ignore[attr-defined]
+        raise
 
 
 def _status(peer: Peer, content: bytes, nonce: str) -> PeerStatus:

@@ -119,7 +119,8 @@ def peer_status(
     try:
         resident = get_resident(session, document_of(query.document, rt, now))
     except UnknownResident:
-        _audit_apart(rt, now, **audit, details={**details, "outcome": "unknown"})
+        outcome = {"outcome": UnknownResident.code}
+        _audit_apart(rt, now, **audit, details={**details, **outcome})
         raise
     view = rt.cache.status(session, resident.id, now)
     append(
@@ -171,6 +172,8 @@ def ask_peer(
             timeout=rt.settings.peer_timeout_seconds,
         )
     except HealthcodeError as exc:
+        # A query refused before it was signed (no such peer) has no nonce.
+        sent = {"query": exc.query} if hasattr(exc, "query") else {}
         _audit_apart(
             rt,
             now,
@@ -179,7 +182,7 @@ def ask_peer(
             action="peer.status_query",
             subject=subject,
             purpose=body.purpose,
-            details={"outcome": exc.code},
+            details={**sent, "outcome": exc.code},
         )
         raise
     official.audit(
