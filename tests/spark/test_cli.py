@@ -56,6 +56,11 @@ def test_spark_recolor_evaluates_everyone_and_says_so(engine, invoke, spark, tmp
     assert "300 residents evaluated on local[2], 300 statuses written" in result.output
     assert "recolour on Spark" in result.output
     assert _as_of(engine) == {NOW}
+    lines = result.output.splitlines()
+    exported = next(i for i, line in enumerate(lines) if "snapshot: residents" in line)
+    evaluated = next(i for i, line in enumerate(lines) if "recolour on Spark" in line)
+    assert "300/300" in lines[exported]
+    assert exported < evaluated
 
 
 def test_export_submit_and_import_run_as_three_steps(engine, invoke, spark, tmp_path):

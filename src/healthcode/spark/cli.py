@@ -24,6 +24,7 @@ from rich.table import Table
 
 from healthcode.checkins.cli import _clock
 from healthcode.db import open_database
+from healthcode.spark.files import join
 
 spark_app = typer.Typer(
     no_args_is_help=True,
@@ -111,11 +112,20 @@ def recolor_command(
     driver_host: DriverHostOption = "127.0.0.1",
 ) -> None:
     """Re-evaluate every resident on Spark; the same results as healthcode recolor."""
-    from healthcode.status.spark import recolor_on_spark
+    from healthcode.status import spark as steps
 
+    started = time.perf_counter()
     report = _all_steps(
-        recolor_on_spark, "residents", master, work, at, partitions, driver_host
+        steps.JOB,
+        (steps.export_recolor, steps.run_recolor, steps.import_recolor),
+        "residents",
+        master,
+        work,
+        at,
+        partitions,
+        driver_host,
     )
+    report.seconds = time.perf_counter() - started
     Console().print(
         f"{report.residents} residents evaluated on {master},"
         f" {report.written} statuses written, {report.colour_changes} changed"
@@ -132,11 +142,18 @@ def trace_command(
     driver_host: DriverHostOption = "127.0.0.1",
 ) -> None:
     """Trace every case on Spark; the same exposures as healthcode trace."""
-    from healthcode.checkins.spark import trace_on_spark
+    from healthcode.checkins import spark as steps
 
     started = time.perf_counter()
     report = _all_steps(
-        trace_on_spark, "visits", master, work, at, partitions, driver_host
+        steps.JOB,
+        (steps.export_trace, steps.run_trace, steps.import_trace),
+        "visits",
+        master,
+        work,
+        at,
+        partitions,
+        driver_host,
     )
     Console().print(
         f"{len(report.cases)} cases traced on {master}: {report.found} exposures"
@@ -146,7 +163,8 @@ def trace_command(
 
 
 def _all_steps(
-    steps: Callable[..., Any],
+    job: str,
+    steps: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]],
     exporting: str,
     master: str,
     work: str | None,
@@ -154,23 +172,24 @@ def _all_steps(
     partitions: int | None,
     driver_host: str,
 ) -> Any:
-    """Export, run on ``master`` and import, with a bar for each step."""
+    """Export, run on ``master`` and import, with a bar for each step.
+
+    The export's bar is closed before the job's opens, so the bars stand in
+    the order their steps ran.
+    """
+    export, run, load = steps
     console = Console()
     now = _clock(at)
     engine = open_database(must_exist=True)
     try:
         with _work(work) as folder:
+            snapshot = join(folder, job, "snapshot")
+            result = join(folder, job, "result")
             spark = _session(master, driver_host)
             with _export_bar(console, exporting) as exported:
-                return steps(
-                    engine,
-                    spark,
-                    folder,
-                    now,
-                    partitions=partitions,
-                    console=console,
-                    exported=exported,
-                )
+                export(engine, snapshot, now, progress=exported)
+            run(spark, snapshot, result, partitions=partitions, console=console)
+            return load(engine, snapshot, result)
     finally:
         engine.dispose()
 

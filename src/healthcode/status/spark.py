@@ -175,7 +175,7 @@ def export_recolor(
                 )
                 writer.write([_snapshot_row(r, stored) for r in residents.values()])
                 if progress is not None:
-                    progress(end - low + 1, high - low + 1)
+                    progress(min(end, high) - low + 1, high - low + 1)
         connection.rollback()
     writer.close()
     manifest = {
