@@ -241,3 +241,18 @@ def test_serve_refuses_a_nonsense_shedding_bound_before_it_starts(
     assert result.exit_code == 2
     assert f"{name} must be a whole number" in result.output
     assert repr(value) in result.output
+
+
+def test_an_oversized_peer_query_is_refused_before_it_is_read_whole(
+    client: TestClient,
+) -> None:
+    # Anyone may send to the peer route, before any signature is checked.
+    answer = client.post(
+        "/v1/peers/status",
+        content=b"{" + b" " * 1_000_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert answer.status_code == 413
+    assert answer.json()["code"] == "upload_too_large"
+    assert "65536 bytes" in answer.json()["message"]

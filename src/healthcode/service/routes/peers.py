@@ -36,6 +36,7 @@ from healthcode.regions.services import (
 )
 from healthcode.regions.signing import check_request, sign_answer
 from healthcode.service.deps import Db, Now, OfficialRef, Rt, official_with
+from healthcode.service.errors import UploadTooLarge
 from healthcode.service.routes.residents import document_of
 from healthcode.service.runtime import Runtime
 from healthcode.service.schemas import (
@@ -50,9 +51,22 @@ officials = APIRouter(prefix="/v1/officials", tags=["officials"])
 Searcher = Annotated[OfficialRef, Depends(official_with(Permission.SEARCH_RESIDENTS))]
 
 
+#: A peer's query is a document, an official's reference and a purpose: a
+#: few hundred bytes. The route is open to anyone until the signature is
+#: checked, so a body is read no further than this.
+MAX_QUERY_BYTES = 65536
+
+
 async def raw_body(request: Request) -> bytes:
     # The signature covers the body's digest, so the bytes are read as sent.
-    return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_QUERY_BYTES:
+            raise UploadTooLarge(
+                f"A peer query is at most {MAX_QUERY_BYTES} bytes; this one is larger."
+            )
+    return bytes(body)
 
 
 RawBody = Annotated[bytes, Depends(raw_body)]
