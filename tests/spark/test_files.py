@@ -151,3 +151,30 @@ def test_a_snapshot_whose_rule_set_does_not_compile_is_refused_before_spark(tmp_
     # No Spark session is needed to find it: the driver compiles it first.
     with pytest.raises(SnapshotError, match="rule set .* does not compile"):
         run_recolor(None, str(tmp_path), str(tmp_path / "result"))
+
+
+def test_the_export_progress_never_passes_its_total(engine, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from healthcode.identity.documents import mod11_2_check, parse_document
+    from healthcode.identity.services import register_resident
+    from healthcode.status.spark import export_recolor
+
+    now = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        for sequence in range(3):
+            body = f"61011319900101{sequence:03d}"
+            number = body + mod11_2_check(body)
+            document = parse_document("cn-id", number, today=now.date())
+            register_resident(session, document, "张伟", now)
+    seen: list[tuple[int, int]] = []
+
+    export_recolor(
+        engine,
+        str(tmp_path / "snapshot"),
+        now,
+        batch=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+
+    assert seen == [(2, 3), (3, 3)]
