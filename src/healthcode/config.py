@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     # how many status queries one peer may make of this instance a minute.
     peer_timeout_seconds: float = 5.0
     peer_queries_per_minute: int = 120
+    # The ports a Spark job's driver listens on, for its RPC endpoint and its
+    # block manager. 0 lets Spark take a free port each run; a cluster whose
+    # firewall lets executors reach the driver only on known ports sets them.
+    spark_driver_port: int = 0
+    spark_block_manager_port: int = 0
+
+    @field_validator("spark_driver_port", "spark_block_manager_port")
+    @classmethod
+    def _port_sane(cls, value: int) -> int:
+        if not 0 <= value <= 65_535:
+            raise ValueError("must be a port up to 65535, or 0 for any free one")
+        return value
 
     @field_validator("peer_timeout_seconds")
     @classmethod

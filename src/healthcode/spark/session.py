@@ -26,6 +26,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from healthcode.config import get_settings
 from healthcode.spark.errors import SparkUnavailable
 
 if TYPE_CHECKING:
@@ -34,12 +35,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 LOOPBACK = "127.0.0.1"
-# The ports the driver listens on (its RPC endpoint and its block manager)
-# are taken from a fixed band, each trying the next port when one is in use,
-# so that several jobs on one machine do not collide.
-DRIVER_PORT = 7400
-BLOCK_MANAGER_PORT = 7450
-PORT_RETRIES = 49
+# A driver port that is set (HEALTHCODE_SPARK_DRIVER_PORT and
+# HEALTHCODE_SPARK_BLOCK_MANAGER_PORT) is the first of a band: when it is in
+# use the next is tried, so that several jobs on one machine do not collide.
+PORT_RETRIES = 16
 
 
 def java_home() -> str:
@@ -79,11 +78,15 @@ def spark_session(
     app_name: str = "healthcode",
     driver_host: str = LOOPBACK,
     config: dict[str, str] | None = None,
+    driver_port: int | None = None,
+    block_manager_port: int | None = None,
 ) -> SparkSession:
     """A Spark session on ``master`` (``local[N]``, ``spark://...``, ``yarn``).
 
-    A session that is already running in this process is reused (Spark
-    allows one per process); its master is then whatever it was started on.
+    The driver's ports are ``driver_port`` and ``block_manager_port``, or
+    else the settings of the same names; 0 lets Spark take free ones. A
+    session that is already running in this process is reused (Spark allows
+    one per process); its master is then whatever it was started on.
     """
     try:
         from pyspark.sql import SparkSession
@@ -92,6 +95,12 @@ def spark_session(
             "The Spark jobs need pyspark; install healthcode with its 'spark'"
             " extra (pip install 'healthcode[spark]')."
         ) from exc
+    if driver_port is None or block_manager_port is None:
+        settings = get_settings()
+        if driver_port is None:
+            driver_port = settings.spark_driver_port
+        if block_manager_port is None:
+            block_manager_port = settings.spark_block_manager_port
     os.environ["JAVA_HOME"] = java_home()
     # Executors in local mode, and the Python workers Spark forks, run this
     # very interpreter, so they import the same healthcode.
@@ -106,14 +115,16 @@ def spark_session(
         .appName(app_name)
         .config("spark.driver.host", driver_host)
         .config("spark.driver.bindAddress", driver_host)
-        .config("spark.driver.port", str(DRIVER_PORT))
-        .config("spark.blockManager.port", str(BLOCK_MANAGER_PORT))
         .config("spark.port.maxRetries", str(PORT_RETRIES))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.python.worker.reuse", "true")
     )
+    if driver_port:
+        builder = builder.config("spark.driver.port", str(driver_port))
+    if block_manager_port:
+        builder = builder.config("spark.blockManager.port", str(block_manager_port))
     if is_local(master):
         # A local run has a handful of cores; the default of 200 shuffle
         # partitions would be mostly empty tasks.
