@@ -50,7 +50,7 @@ def _as_of(engine: Engine) -> set[datetime]:
 def test_spark_recolor_evaluates_everyone_and_says_so(engine, invoke, spark, tmp_path):
     build_population(engine, 300, NOW)
 
-    result = invoke("recolor", "--at", NOW.isoformat(), "--work", str(tmp_path))
+    result = invoke("recolor", "--now", NOW.isoformat(), "--work", str(tmp_path))
 
     assert result.exit_code == 0, result.output
     assert "300 residents evaluated on local[2], 300 statuses written" in result.output
@@ -68,7 +68,7 @@ def test_export_submit_and_import_run_as_three_steps(engine, invoke, spark, tmp_
     later = NOW + timedelta(days=2)
     snapshot, result = str(tmp_path / "snapshot"), str(tmp_path / "result")
 
-    exported = invoke("export", "recolor", snapshot, "--at", later.isoformat())
+    exported = invoke("export", "recolor", snapshot, "--now", later.isoformat())
     ran = submit.main(["recolor", snapshot, result, "2"], spark=spark)
     imported = invoke("import", "recolor", snapshot, result)
 
@@ -85,7 +85,7 @@ def test_importing_a_result_that_is_not_there_is_a_clear_error(
 ):
     build_population(engine, 20, NOW)
     snapshot = str(tmp_path / "snapshot")
-    invoke("export", "recolor", snapshot, "--at", NOW.isoformat())
+    invoke("export", "recolor", snapshot, "--now", NOW.isoformat())
 
     result = invoke("import", "recolor", snapshot, str(tmp_path / "nowhere"))
 

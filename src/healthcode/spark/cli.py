@@ -59,9 +59,9 @@ DriverHostOption = Annotated[
 PartitionsOption = Annotated[
     int | None, typer.Option(help="Partitions to spread the work over.")
 ]
-AtOption = Annotated[
+NowOption = Annotated[
     str | None,
-    typer.Option("--at", help="The job's clock, ISO 8601 with offset (default now)."),
+    typer.Option(help="The job's clock, ISO 8601 with offset (default: now)."),
 ]
 
 
@@ -107,7 +107,7 @@ def _session(master: str, driver_host: str) -> Any:
 def recolor_command(
     master: MasterOption = "local[2]",
     work: WorkOption = None,
-    at: AtOption = None,
+    now: NowOption = None,
     partitions: PartitionsOption = None,
     driver_host: DriverHostOption = "127.0.0.1",
 ) -> None:
@@ -121,7 +121,7 @@ def recolor_command(
         "residents",
         master,
         work,
-        at,
+        now,
         partitions,
         driver_host,
     )
@@ -137,7 +137,7 @@ def recolor_command(
 def trace_command(
     master: MasterOption = "local[2]",
     work: WorkOption = None,
-    at: AtOption = None,
+    now: NowOption = None,
     partitions: PartitionsOption = None,
     driver_host: DriverHostOption = "127.0.0.1",
 ) -> None:
@@ -151,7 +151,7 @@ def trace_command(
         "visits",
         master,
         work,
-        at,
+        now,
         partitions,
         driver_host,
     )
@@ -168,7 +168,7 @@ def _all_steps(
     exporting: str,
     master: str,
     work: str | None,
-    at: str | None,
+    clock: str | None,
     partitions: int | None,
     driver_host: str,
 ) -> Any:
@@ -179,7 +179,7 @@ def _all_steps(
     """
     export, run, load = steps
     console = Console()
-    now = _clock(at)
+    now = _clock(clock)
     engine = open_database(must_exist=True)
     try:
         with _work(work) as folder:
@@ -198,18 +198,18 @@ def _all_steps(
 def export_command(
     job: Annotated[Job, typer.Argument(help="Which job the snapshot is for.")],
     snapshot: Annotated[str, typer.Argument(help="Folder or URI to write it to.")],
-    at: AtOption = None,
+    now: NowOption = None,
 ) -> None:
     """Write the snapshot a job reads (the first step, for spark-submit)."""
     console = Console()
-    now = _clock(at)
+    moment = _clock(now)
     engine = open_database(must_exist=True)
     try:
         if job is Job.recolor:
             from healthcode.status.spark import export_recolor
 
             with _export_bar(console, "residents") as exported:
-                written = export_recolor(engine, snapshot, now, progress=exported)
+                written = export_recolor(engine, snapshot, moment, progress=exported)
             console.print(
                 f"snapshot of {written.residents} residents in {written.parts}"
                 f" files at {snapshot}"
@@ -218,7 +218,7 @@ def export_command(
             from healthcode.checkins.spark import export_trace
 
             with _export_bar(console, "visits") as exported:
-                traced = export_trace(engine, snapshot, now, progress=exported)
+                traced = export_trace(engine, snapshot, moment, progress=exported)
             console.print(
                 f"snapshot of {traced.windows} case windows, {traced.visits}"
                 f" visits and {traced.journeys} journeys at {snapshot}"
