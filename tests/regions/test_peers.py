@@ -320,3 +320,28 @@ def test_a_retired_peer_key_is_accepted_through_its_overlap_only(
     assert accepted.content.region == GUANGZHOU
     with pytest.raises(RetiredKeyCode, match="no longer accepted"):
         instance_verifier(xian.keys, xian.peers, after).verify(code, after)
+
+
+def test_a_peer_answering_deeply_nested_json_costs_only_its_own_refresh(
+    xian: Instance, guangzhou: Instance, tmp_path: Path
+) -> None:
+    chengdu = _instance(tmp_path / "chengdu", "510100")
+    xian.peers.add(chengdu.card(), NOW, own_region=XIAN)
+    xian.peers.add(guangzhou.card(), NOW, own_region=XIAN)
+    later = NOW + timedelta(hours=1)
+
+    def fetch(peer: Peer) -> bytes:
+        if peer.region == "510100":
+            # Well under the bound on an answer's size.
+            return b"[" * 200_000 + b"]" * 200_000
+        return published_trust_list(guangzhou.keys, guangzhou.peers, later, None)
+
+    outcomes = refresh_peers(xian.peers, later, fetch)
+
+    assert outcomes == {GUANGZHOU: "refreshed", "510100": "invalid_trust_list"}
+    assert xian.peers.require("510100").listed.issued_at == NOW
+
+
+def test_a_deeply_nested_card_is_refused_as_malformed(xian: Instance) -> None:
+    with pytest.raises(PeerConfigurationError, match="malformed"):
+        xian.peers.add(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, NOW, own_region=XIAN)

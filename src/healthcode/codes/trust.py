@@ -160,7 +160,9 @@ def load_trust_list(
         signer_id = bytes.fromhex(outer["signer"]["key_id"])
         payload = _unb64(outer["payload"])
         signature = _unb64(outer["signature"])
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    # RecursionError: JSON nested past what the parser follows, which a
+    # hostile peer may send as its list.
+    except (ValueError, KeyError, TypeError, RecursionError, binascii.Error) as exc:
         raise InvalidTrustList(f"The trust list is malformed: {exc}.") from None
 
     signer_name = key_name(str(signer_region), signer_id)
@@ -197,7 +199,7 @@ def load_trust_list(
         issued_at = _parse_iso(body["issued_at"])
         valid_until = _parse_iso(body["valid_until"])
         keys = tuple(KeyRecord.from_json(item) for item in body["keys"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidTrustList(
             f"The trust list's payload is malformed: {exc}."
         ) from None

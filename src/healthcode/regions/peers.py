@@ -259,7 +259,7 @@ class PeerStore:
             anchors = tuple(KeyRecord.from_json(item) for item in data["anchors"])
             document = str(data["trustList"]).encode("utf-8")
             address = check_url(url if url is not None else data["url"])
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise PeerConfigurationError(
                 f"The peer card is malformed: {exc}."
             ) from None
@@ -374,7 +374,14 @@ class PeerStore:
                 added_at=_parse_iso(data["addedAt"]),
                 refreshed_at=refreshed_at,
             )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             raise PeerConfigurationError(
                 f"The peer file {path} cannot be read: {exc}"
             ) from None
