@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import pyotp
@@ -35,6 +37,7 @@ from healthcode.accounts.services import (
     close_session,
     create_api_key,
     create_official,
+    limit_official_sign_in,
     normalize_phone,
     open_session,
     provisioning_uri,
@@ -45,6 +48,8 @@ from healthcode.accounts.services import (
     verify_sign_in_code,
 )
 from healthcode.accounts.stores import MemoryStore
+from healthcode.privacy.crypto import DataKeys
+from healthcode.privacy.types import using_keys
 
 NOW = datetime(2026, 3, 10, 4, 0, tzinfo=UTC)
 PHONE = "+8613800138000"
@@ -198,6 +203,43 @@ def test_the_file_sender_keeps_codes_without_the_number(tmp_path) -> None:
     assert PHONE not in text and "13800138000" not in text
     assert phone_digest(PHONE) in text
     assert "*********8000" in text
+
+
+def test_a_phone_digest_needs_the_blind_index_key(tmp_path) -> None:
+    one, two = DataKeys(tmp_path / "one"), DataKeys(tmp_path / "two")
+    with using_keys(one):
+        digest = phone_digest(PHONE)
+        store = MemoryStore()
+        request_sign_in_code(store, Outbox(), PHONE, NOW)
+    with using_keys(two):
+        other = phone_digest(PHONE)
+
+    key = (tmp_path / "one" / "data" / "index.key").read_bytes()
+    keyed = hmac.new(key, b"sign-in.phone\x00" + PHONE.encode(), hashlib.sha256)
+    assert digest == keyed.hexdigest()
+    assert other != digest
+    # The unkeyed hash every mobile number could be tried against is gone
+    # from the store's key names.
+    plain = hashlib.sha256(b"healthcode-phone\x00" + PHONE.encode()).hexdigest()
+    names = list(store._values)
+    assert any(digest in name for name in names), names
+    assert not any(plain in name or "13800138000" in name for name in names)
+
+
+def test_an_officials_sign_in_counter_is_keyed_not_named(tmp_path) -> None:
+    keys = DataKeys(tmp_path)
+    store = MemoryStore()
+    with using_keys(keys):
+        for _ in range(10):
+            limit_official_sign_in(RateLimiter(store), "zhang.wei", NOW)
+        with pytest.raises(RateLimited):
+            limit_official_sign_in(RateLimiter(store), "zhang.wei", NOW)
+        limit_official_sign_in(RateLimiter(store), "li.na", NOW)
+        subject = keys.index("zhang.wei", "sign-in.official")
+
+    bucket = int(NOW.timestamp() // 900)
+    assert store._values[f"rate:official-sign-in:{subject}:{bucket}"][0] == 11
+    assert not any("zhang" in name or "li.na" in name for name in store._values)
 
 
 def test_a_session_token_works_only_its_own_way_and_until_it_ends() -> None:

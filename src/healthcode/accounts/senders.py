@@ -15,8 +15,8 @@ tests two senders stand in for one, chosen by ``HEALTHCODE_SIGN_IN_SENDER``:
          "validUntil": "2026-03-10T10:05:00+00:00"}
 
     ``phoneDigest`` is :func:`phone_digest` of the number, so that a test
-    or a developer who knows the number finds its codes without the file
-    holding the number itself.
+    or a developer who knows the number and has the data keys finds its
+    codes without the file holding the number itself.
 
 Neither writes the whole number anywhere. A sender of one's own needs only
 a ``send(phone, code, valid_until)`` method (see :class:`CodeSender`).
@@ -24,7 +24,6 @@ a ``send(phone, code, valid_until)`` method (see :class:`CodeSender`).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 from datetime import datetime
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 import orjson
+
+from healthcode.privacy.types import data_keys
 
 __all__ = [
     "CodeSender",
@@ -51,8 +52,14 @@ class CodeSender(Protocol):
 
 
 def phone_digest(phone: str) -> str:
-    """A stable digest of an E.164 number, used to key its short-lived state."""
-    return hashlib.sha256(b"healthcode-phone\x00" + phone.encode()).hexdigest()
+    """A stable digest of an E.164 number, used to key its short-lived state.
+
+    It is the number's HMAC under the blind index key (see
+    :mod:`healthcode.privacy.crypto`): a plain hash of a phone number is
+    undone by hashing every number of the mobile range, and without the key
+    nobody can compute this one.
+    """
+    return data_keys().index(phone, "sign-in.phone")
 
 
 def mask_phone(phone: str) -> str:

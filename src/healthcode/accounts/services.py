@@ -53,6 +53,7 @@ from healthcode.accounts.errors import (
 from healthcode.accounts.models import Account, ApiKey, Official
 from healthcode.accounts.senders import CodeSender, phone_digest
 from healthcode.accounts.stores import Store, phone_key
+from healthcode.privacy.types import data_keys
 
 __all__ = [
     "ROLE_PERMISSIONS",
@@ -70,6 +71,7 @@ __all__ = [
     "create_api_key",
     "create_official",
     "get_official",
+    "limit_official_sign_in",
     "normalize_phone",
     "open_session",
     "provisioning_uri",
@@ -152,6 +154,29 @@ class RateLimiter:
                 f" {_describe(window)}; wait {retry} seconds and try again.",
                 retry_after=retry,
             )
+
+
+# Sign-in tries per official's user name and window, whether right or wrong:
+# guesses at one official's password are slowed down on top of the one-time
+# code they would also need.
+OFFICIAL_SIGN_IN_TRIES = 10
+OFFICIAL_SIGN_IN_WINDOW = timedelta(minutes=15)
+
+
+def limit_official_sign_in(limiter: RateLimiter, username: str, now: datetime) -> None:
+    """Count a sign-in try for ``username``; raise :class:`RateLimited` past the limit.
+
+    The counter is keyed by the user name's HMAC under the blind index key,
+    not the name itself, which an administrator may have made from a staff
+    member's own name.
+    """
+    limiter.hit(
+        "official-sign-in",
+        data_keys().index(username, "sign-in.official"),
+        OFFICIAL_SIGN_IN_TRIES,
+        OFFICIAL_SIGN_IN_WINDOW,
+        now,
+    )
 
 
 def _describe(window: timedelta) -> str:

@@ -29,6 +29,7 @@ from healthcode.accounts.services import (
     authenticate_official,
     close_session,
     create_api_key,
+    limit_official_sign_in,
     open_session,
     require_permission,
 )
@@ -68,9 +69,6 @@ __all__ = ["router"]
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
-# Guesses at one official's password are slowed down, as the service does.
-OFFICIAL_TRIES = 10
-OFFICIAL_WINDOW = timedelta(minutes=15)
 COLOURS = ("green", "yellow", "red", "grey")
 Line = Annotated[str, Form(max_length=500)]
 
@@ -135,9 +133,7 @@ def sign_in(
     totp: Annotated[str, Form(max_length=12)],
 ) -> Response:
     try:
-        rt.limiter.hit(
-            "official-sign-in", username, OFFICIAL_TRIES, OFFICIAL_WINDOW, now
-        )
+        limit_official_sign_in(rt.limiter, username, now)
         with transaction(rt) as session:
             official = authenticate_official(
                 session, username, password, totp.strip(), now

@@ -14,6 +14,7 @@ from healthcode.accounts.services import (
     Transport,
     authenticate_official,
     close_session,
+    limit_official_sign_in,
     open_session,
     request_sign_in_code,
     verify_sign_in_code,
@@ -38,11 +39,6 @@ from healthcode.service.schemas import (
 )
 
 router = APIRouter(tags=["sign-in"])
-
-# Guesses at one official's password are slowed down here, on top of the
-# one-time code they would also need.
-OFFICIAL_TRIES = 10
-OFFICIAL_WINDOW = timedelta(minutes=15)
 
 
 def _grant(
@@ -110,9 +106,7 @@ def official_sign_in(
     body: OfficialSignInRequest, rt: Rt, session: Db, now: Now, response: Response
 ) -> SessionAnswer:
     """Sign an official in with user name, password and TOTP code."""
-    rt.limiter.hit(
-        "official-sign-in", body.username, OFFICIAL_TRIES, OFFICIAL_WINDOW, now
-    )
+    limit_official_sign_in(rt.limiter, body.username, now)
     official = authenticate_official(
         session, body.username, body.password, body.totp, now
     )
