@@ -299,6 +299,24 @@ def test_a_visitor_without_a_region_needs_one_configured(
     assert "screen code  灰码 grey  A*** M*****" in issued.output
 
 
+def test_an_instance_issues_for_its_own_region_only(
+    city: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEALTHCODE_REGION", "610100")
+    get_settings.cache_clear()
+
+    other = invoke("code", GREEN_CARD, "--region", "320100")
+    own = invoke("code", GREEN_CARD, "--region", "610100")
+
+    assert other.exit_code == 1
+    assert "error [region_not_served]" in other.output
+    assert "region 610100 ($HEALTHCODE_REGION)" in other.output
+    assert "none for --region 320100" in other.output
+    assert own.exit_code == 0, own.output
+    assert "issued by 610100" in own.output
+    assert {record.region for record in KeyStore(city).records()} == {"610100"}
+
+
 def test_the_card_is_a_png_that_verifies_and_a_one_page_pdf(
     city: Path, tmp_path: Path
 ) -> None:

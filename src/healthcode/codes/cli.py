@@ -36,7 +36,7 @@ from healthcode.codes.card import (
     write_card_pdf,
     write_card_png,
 )
-from healthcode.codes.errors import CodeError, NoCodeInImage
+from healthcode.codes.errors import CodeError, NoCodeInImage, RegionNotServed
 from healthcode.codes.format import PREFIX, Colour, Issuer, Purpose
 from healthcode.codes.keys import KeyRecord, KeyRole, KeyStore, SigningKey
 from healthcode.codes.services import (
@@ -516,6 +516,13 @@ def _issue(
         kind, document, country, today=at.astimezone(settings.tz).date()
     )
     service = CodeService(KeyStore(directory), region=region, zone=settings.tz)
+    # --region names the instance's region where HEALTHCODE_REGION is unset;
+    # it cannot make an instance configured for one region sign for another.
+    if settings.region is not None and service.region != settings.region:
+        raise RegionNotServed(
+            f"This instance issues codes for region {settings.region}"
+            f" (${REGION_ENV}), so it issues none for --region {service.region}."
+        )
     engine = open_database()
     try:
         with Session(engine) as session, session.begin():
