@@ -153,7 +153,7 @@ def test_a_code_is_refused_when_expired_or_altered(city: Path) -> None:
     text = _code_text(invoke("code", GREEN_CARD).output)
     altered = text[:-3] + ("A" if text[-3] != "A" else "B") + text[-2:]
 
-    expired = invoke("verify", text, "--at", _later(10))
+    expired = invoke("verify", text, "--now", _later(10))
     broken = invoke("verify", altered)
 
     assert expired.exit_code == 1

@@ -717,7 +717,7 @@ def verify_command(
             help="A region's signed status list, for paper codes; repeatable.",
         ),
     ] = None,
-    at: Annotated[
+    now: Annotated[
         datetime | None,
         typer.Option(
             formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"],
@@ -736,7 +736,7 @@ def verify_command(
     when the code is accepted, 1 when it is refused, 2 when the trust
     material itself cannot be used.
     """
-    moment = _now() if at is None else at.astimezone(UTC)
+    moment = _now() if now is None else now.astimezone(UTC)
     if (text is None) == (image is None):
         typer.echo("error: give the code's text or --image FILE, not both.", err=True)
         raise typer.Exit(2)
