@@ -111,7 +111,14 @@ def main() -> None:
     except HealthcodeError as exc:
         typer.echo(f"error {exc.code}: {exc}", err=True)
         raise SystemExit(1) from None
-    except sa.exc.OperationalError:
+    except sa.exc.StatementError as exc:
+        # A column type's own error (a data key that cannot be read, say)
+        # reaches here wrapped in the statement that needed it.
+        if isinstance(exc.orig, HealthcodeError):
+            typer.echo(f"error {exc.orig.code}: {exc.orig}", err=True)
+            raise SystemExit(1) from None
+        if not isinstance(exc, sa.exc.OperationalError):
+            raise
         typer.echo(
             "error database_unreachable: The database cannot be reached or opened;"
             " check HEALTHCODE_DATABASE_URL and that the server is running.",

@@ -8,7 +8,10 @@ with the same document.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -90,3 +93,56 @@ def test_the_database_own_keys_open_it(engine: Engine, tmp_path: Path) -> None:
         open_database(_url(engine)).dispose()
 
     assert _residents(engine) == 1
+
+
+def test_an_unsafe_key_file_is_named_on_opening(engine: Engine, tmp_path: Path) -> None:
+    # An empty database: no sealed value to try the keys on, so the file's
+    # mode is what must be checked on opening, not at the first look-up.
+    own = DataKeys(tmp_path / "own")
+    assert own.current == 1
+    (own.directory / "index.key").chmod(0o644)
+
+    with using_keys(DataKeys(tmp_path / "own")), pytest.raises(DataKeyError) as bad:
+        open_database(_url(engine)).dispose()
+
+    assert str(bad.value) == (
+        f"The blind index key at {own.directory / 'index.key'} has mode 0644;"
+        " it must be readable by its owner alone (0600)."
+    )
+
+
+@pytest.mark.parametrize("populated", [False, True])
+def test_the_command_names_an_unsafe_key_file_in_one_line(
+    tmp_path: Path, populated: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'healthcode.sqlite'}"
+    own = DataKeys(tmp_path / "data-keys")
+    assert own.current == 1
+    if populated:
+        _populate(open_database(url), own)
+    (own.directory / "index.key").chmod(0o644)
+    environment = dict(
+        os.environ,
+        HEALTHCODE_DATABASE_URL=url,
+        HEALTHCODE_DATA_KEY_DIR=str(tmp_path / "data-keys"),
+        HEALTHCODE_KEY_DIR=str(tmp_path / "keys"),
+        COLUMNS="400",
+    )
+
+    for command in (["register", NUMBER, "周慧敏"], ["status", NUMBER]):
+        done = subprocess.run(
+            [sys.executable, "-c", "from healthcode.cli import main; main()", *command],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        # Some commands print their error on the console, others on stderr.
+        said = (done.stdout + done.stderr).strip()
+        assert done.returncode == 1, said
+        assert said == (
+            f"error data_key_error: The blind index key at"
+            f" {own.directory / 'index.key'} has mode 0644; it must be readable"
+            " by its owner alone (0600)."
+        )

@@ -89,6 +89,18 @@ class DataKeys:
         self._index = self._read("index.key", "The blind index key")
         self._current = self._read_current()
 
+    def check(self) -> None:
+        """Read the keys now, if there are any yet, and raise what is wrong.
+
+        A key file with the wrong mode or size would otherwise be found at
+        the first value sealed or opened, in the middle of a database
+        statement. A directory without keys is left alone: they are made on
+        first use.
+        """
+        if (self.directory / "current").exists():
+            self._load()
+            self._seal_key(self.current)
+
     def _read_current(self) -> int:
         self._checked = time.monotonic()
         text = read_private(self.directory / "current", "The current seal version")

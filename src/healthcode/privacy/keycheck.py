@@ -35,8 +35,11 @@ def check_data_keys(engine: Engine, keys: DataKeys) -> None:
     """Refuse ``keys`` unless they open and index what ``engine`` stores.
 
     A database with no sealed value yet passes (its keys are made on first
-    use). Nothing is written, in the database or the key directory.
+    use). Nothing is written, in the database or the key directory. A key
+    file that is unsafe or damaged is named here, before any statement
+    needs it.
     """
+    keys.check()
     with engine.connect() as connection:
         tables = set(sa.inspect(connection).get_table_names())
         samples = []
