@@ -660,7 +660,7 @@ class _Import:
             query = sa.select(residents.c.id, residents.c.birth_date).where(
                 residents.c.id.in_(chunk)
             )
-            held.update(self.session.execute(query).tuples())
+            held.update((rid, born) for rid, born in self.session.execute(query))
         for values in confirming:
             born = values["_birth_date"] or held.get(values["_resident"])
             values.update(name_values(values.pop("_name"), born))
