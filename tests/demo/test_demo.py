@@ -5,7 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,8 +29,13 @@ from healthcode.demo.city import COLUMNS, EXPECTED, build_city, write_day_one
 from healthcode.demo.cli import demo_command
 from healthcode.demo.errors import DatabaseNotEmpty
 from healthcode.demo.run import DemoResult, run_demo
+from healthcode.identity.documents import mod11_2_check
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
+from healthcode.privacy.crypto import DataKeys
+from healthcode.privacy.errors import DataKeyError
+from healthcode.privacy.keycheck import check_data_keys
+from healthcode.privacy.types import using_keys
 from healthcode.status.models import Status
 from healthcode.status.services import current_status
 
@@ -49,6 +58,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, str]:
         console=console,
     )
     return result, output.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _demo_keys(demo: tuple[DemoResult, str]) -> Iterator[None]:
+    """Read the demo's database with the data keys it keeps in its folder."""
+    with using_keys(DataKeys(demo[0].directory / "data-keys")):
+        yield
 
 
 def _resident_id(result: DemoResult, role: str) -> int:
@@ -344,6 +360,8 @@ def test_a_database_that_holds_residents_is_refused(
 ) -> None:
     result, _ = demo
     console = Console(file=io.StringIO())
+    # With the database's own keys, so that what refuses it is its residents.
+    shutil.copytree(result.directory / "data-keys", tmp_path / "data-keys")
 
     with pytest.raises(DatabaseNotEmpty) as raised:
         run_demo(
@@ -465,3 +483,67 @@ def test_the_demo_runs_on_postgresql(tmp_path: Path) -> None:
 
     assert result.problems == []
     assert sum(result.counts[2].values()) == 300
+
+
+def test_the_demo_keeps_its_keys_in_its_folder_and_prints_the_exports(
+    demo: tuple[DemoResult, str],
+) -> None:
+    result, output = demo
+    folder = result.directory.resolve()
+    url = sa.make_url(result.database_url).render_as_string(hide_password=True)
+
+    assert f"  export HEALTHCODE_DATABASE_URL={url}\n" in output
+    assert f"  export HEALTHCODE_KEY_DIR={folder / 'keys'}\n" in output
+    assert f"  export HEALTHCODE_DATA_KEY_DIR={folder / 'data-keys'}\n" in output
+    engine = make_engine(result.database_url)
+    try:
+        check_data_keys(engine, DataKeys(folder / "data-keys"))
+        configured = DataKeys(os.environ["HEALTHCODE_DATA_KEY_DIR"])
+        with pytest.raises(DataKeyError):
+            check_data_keys(engine, configured)
+    finally:
+        engine.dispose()
+
+
+def test_the_commands_elsewhere_need_the_demo_data_key_dir(
+    demo: tuple[DemoResult, str], tmp_path: Path
+) -> None:
+    result, _ = demo
+    folder = result.directory.resolve()
+    _, person, command = result.documents[0]
+    status = command.split()[1:]
+    body = "61011319991231987"
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name != "HEALTHCODE_DATA_KEY_DIR"
+    }
+    environment |= {
+        "HEALTHCODE_DATABASE_URL": result.database_url,
+        "HEALTHCODE_KEY_DIR": str(folder / "keys"),
+        "COLUMNS": "400",
+    }
+
+    def run(arguments: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from healthcode.cli import main; main()"]
+            + arguments,
+            env=environment | extra,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    for arguments in (status, ["register", body + mod11_2_check(body), "周慧敏"]):
+        refused = run(arguments)
+        said = refused.stdout + refused.stderr
+        assert refused.returncode == 1, said
+        assert "error data_key_error:" in said
+        assert "HEALTHCODE_DATA_KEY_DIR" in said
+        assert person.doc_number not in said
+    assert not (tmp_path / "data-keys").exists()
+
+    shown = run(status, HEALTHCODE_DATA_KEY_DIR=str(folder / "data-keys"))
+    assert shown.returncode == 0, shown.stdout + shown.stderr

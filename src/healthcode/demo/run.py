@@ -75,6 +75,8 @@ from healthcode.identity.documents import parse_document
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
 from healthcode.identity.services import register_resident
+from healthcode.privacy.crypto import DataKeys
+from healthcode.privacy.types import using_keys
 from healthcode.status.models import Status, StatusEvent
 from healthcode.status.services import (
     StatusView,
@@ -89,6 +91,8 @@ __all__ = ["DEFAULT_DIRECTORY", "Change", "DemoCode", "DemoResult", "Step", "run
 
 #: Where the demo writes its feeds and, unless told otherwise, its database.
 DEFAULT_DIRECTORY = Path("healthcode-demo")
+# The demo's data keys, inside its directory (HEALTHCODE_DATA_KEY_DIR).
+DATA_KEY_FOLDER = "data-keys"
 
 COLOURS = ("green", "yellow", "red", "grey")
 _STYLE = {"green": "green", "yellow": "yellow", "red": "red", "grey": "bright_black"}
@@ -185,16 +189,38 @@ def run_demo(
     ``now`` is the moment of day two (the present when not given); it must
     be aware. Without ``database_url`` the demo uses a fresh SQLite file in
     ``directory``, replacing the one an earlier run left; a database named
-    by URL must not hold residents yet.
+    by URL must not hold residents yet. Its data keys are those in
+    ``directory/data-keys`` and its code signing keys ``directory/keys``,
+    wherever the demo is run from.
     """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with using_keys(DataKeys(directory / DATA_KEY_FOLDER)):
+        return _run_demo(
+            residents=residents,
+            directory=directory,
+            database_url=database_url,
+            now=now,
+            seed=seed,
+            console=console,
+        )
+
+
+def _run_demo(
+    *,
+    residents: int,
+    directory: Path,
+    database_url: str | None,
+    now: datetime | None,
+    seed: int,
+    console: Console,
+) -> DemoResult:
     if now is None:
         now = datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     settings = get_settings()
     zone = settings.tz
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     if database_url is None:
         database_url = _fresh_sqlite(directory)
     timer = _Timer()
@@ -971,11 +997,14 @@ def _print_documents(console: Console, result: DemoResult) -> None:
         soft_wrap=True,
         highlight=False,
     )
-    console.print(
-        f"  export HEALTHCODE_KEY_DIR={(result.directory / 'keys').resolve()}",
-        soft_wrap=True,
-        highlight=False,
-    )
+    exports = {
+        "HEALTHCODE_KEY_DIR": result.directory / "keys",
+        "HEALTHCODE_DATA_KEY_DIR": result.directory / DATA_KEY_FOLDER,
+    }
+    for name, folder in exports.items():
+        console.print(
+            f"  export {name}={folder.resolve()}", soft_wrap=True, highlight=False
+        )
     for label, person, command in result.documents:
         console.print(
             f"  {command}   [dim]# {label}, {mask_name(person.name)}[/dim]",
