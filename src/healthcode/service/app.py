@@ -25,7 +25,12 @@ from healthcode.accounts.stores import Store
 from healthcode.config import Settings, get_settings
 from healthcode.service.errors import ErrorBody, install_error_handlers
 from healthcode.service.runtime import Clock, build_runtime
-from healthcode.service.shedding import InFlightLimit, limits_from_env
+from healthcode.service.shedding import (
+    BodyLimit,
+    InFlightLimit,
+    body_limit_from_env,
+    limits_from_env,
+)
 
 __all__ = ["ERROR_RESPONSES", "create_app", "make_app"]
 
@@ -97,6 +102,11 @@ class RequestLog:
                 )
 
 
+#: Routes that take a file: they stream it to disk under their own bound
+#: (``HEALTHCODE_MAX_UPLOAD_BYTES``) and are exempt from the body bound.
+UPLOADS = ("/v1/feeds/", "/v1/officials/risk-areas/file", "/console/feeds")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -152,6 +162,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.include_router(pages)
+    # Inside the request log, so a refused body is logged like any answer.
+    app.add_middleware(BodyLimit, limit=body_limit_from_env(), uploads=UPLOADS)
     app.add_middleware(RequestLog, hsts=runtime.settings.cookie_secure)
     # Added last, so outermost: a shed request costs no more than its answer.
     limit, retry_after = limits_from_env()

@@ -28,7 +28,7 @@ def serve_command(
     from healthcode.config import get_settings
     from healthcode.db import open_database
     from healthcode.service.runtime import build_runtime
-    from healthcode.service.shedding import limits_from_env
+    from healthcode.service.shedding import body_limit_from_env, limits_from_env
 
     try:
         settings = get_settings()
@@ -36,6 +36,7 @@ def serve_command(
         # here first, a bad bound stops the command before any worker starts
         # instead of killing every worker as it boots.
         limits_from_env()
+        body_limit_from_env()
     except HealthcodeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
