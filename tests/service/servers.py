@@ -197,6 +197,12 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                if not self._open:
+                    # Accepted as the link was cut: it is refused, as any
+                    # connection after the cut.
+                    client.close()
+                    return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             with self._lock:
                 self._sockets += [client, upstream]
@@ -232,7 +238,12 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Close the listener and every link, so the target looks gone."""
-        self._open = False
+        with self._lock:
+            self._open = False
+        # A thread blocked in accept() keeps a closed listener accepting on
+        # Linux; shutting it down first wakes that thread and refuses at once.
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for end in self._sockets:
