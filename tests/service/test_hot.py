@@ -155,6 +155,12 @@ def test_a_refresh_without_redis_answers_from_the_database(
         def get_many(self, keys: list[str]) -> list[bytes | None]:
             raise StoreUnavailable("Redis failed a command (ConnectionError).")
 
+        async def read_many(self, keys: list[str]) -> list[bytes | None]:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
+        def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
         def get(self, key: str) -> bytes | None:
             raise StoreUnavailable("Redis failed a command (ConnectionError).")
 

@@ -75,10 +75,13 @@ __all__ = [
     "normalize_phone",
     "open_session",
     "provisioning_uri",
+    "remember_resident",
     "request_sign_in_code",
     "require_key_kind",
     "require_permission",
     "revoke_api_key",
+    "session_in",
+    "session_key",
     "session_principal",
     "verify_sign_in_code",
 ]
@@ -400,6 +403,50 @@ def open_session(
     return SessionGrant(token, expires, transport)
 
 
+def session_key(token: object) -> str:
+    """The store key of a session token; :class:`NotSignedIn` if it cannot be one."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise _ended()
+    return _token_key(token)
+
+
+def _ended() -> NotSignedIn:
+    return NotSignedIn("The session has ended or is not known; sign in again.")
+
+
+def session_in(
+    raw: bytes | None, transport: Transport, now: datetime
+) -> tuple[Principal, int | None]:
+    """The caller in a stored session value, and their resident once known.
+
+    A token works only the way it was handed out, so a cookie's token
+    copied into a header is refused. The resident is kept in the session by
+    :func:`remember_resident` after the first look-up, so that a refresh
+    need not ask the database whose phone this is.
+    """
+    if raw is None:
+        raise _ended()
+    value = orjson.loads(raw)
+    if value["transport"] != transport.value:
+        raise _ended()
+    if datetime.fromisoformat(value["expiresAt"]) <= now:
+        raise _ended()
+    resident = value.get("resident")
+    principal = Principal(value["kind"], int(value["id"]), value.get("role"))
+    return principal, int(resident) if resident is not None else None
+
+
+def remember_resident(store: Store, token_key: str, raw: bytes, resident: int) -> None:
+    """Keep the account's resident in its session, if the session still exists.
+
+    An account's resident is set once, when the phone registers, and never
+    changes after, so a session may hold it for the rest of its life.
+    """
+    value = orjson.loads(raw)
+    value["resident"] = resident
+    store.replace(token_key, orjson.dumps(value))
+
+
 def session_principal(
     store: Store, token: str, transport: Transport, now: datetime
 ) -> Principal:
@@ -408,19 +455,16 @@ def session_principal(
     A token works only the way it was handed out, so a cookie's token
     copied into a header is refused.
     """
-    ended = NotSignedIn("The session has ended or is not known; sign in again.")
-    if not isinstance(token, str) or not 20 <= len(token) <= 100:
-        raise ended
-    raw = store.get(_token_key(token))
-    if raw is None:
-        raise ended
-    value = orjson.loads(raw)
-    if value["transport"] != transport.value:
-        raise ended
-    if datetime.fromisoformat(value["expiresAt"]) <= now:
-        store.delete(_token_key(token))
-        raise ended
-    return Principal(value["kind"], int(value["id"]), value.get("role"))
+    key = session_key(token)
+    raw = store.get(key)
+    if raw is not None and _over(raw, now):
+        store.delete(key)
+    principal, _ = session_in(raw, transport, now)
+    return principal
+
+
+def _over(raw: bytes, now: datetime) -> bool:
+    return datetime.fromisoformat(orjson.loads(raw)["expiresAt"]) <= now
 
 
 def close_session(store: Store, token: str) -> None:

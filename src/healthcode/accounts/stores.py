@@ -40,14 +40,17 @@ keeps a value before forgetting it.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 
@@ -74,6 +77,18 @@ _INCR = """
 local count = redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
 return count
+"""
+# A counter that only goes up: the value is set when it is higher than the
+# one held (or none is held), and the expiry is renewed either way.
+_RAISE = """
+local held = tonumber(redis.call('GET', KEYS[1]))
+local wanted = tonumber(ARGV[1])
+if held == nil or wanted > held then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return wanted
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return held
 """
 
 
@@ -129,12 +144,27 @@ class Store(Protocol):
         """
         ...
 
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """:meth:`get_many` for a coroutine, waiting without blocking the loop."""
+        ...
+
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         """Keep ``value`` under ``key`` for ``ttl_seconds``."""
         ...
 
     def add(self, key: str, value: bytes, ttl_seconds: float) -> bool:
         """Keep ``value`` only if ``key`` holds nothing; say whether it did."""
+        ...
+
+    def replace(self, key: str, value: bytes) -> bool:
+        """Put ``value`` under ``key`` only if it holds one, keeping its expiry."""
+        ...
+
+    def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
+        """Make the counter under ``key`` at least ``value``; return what it holds.
+
+        The counter never goes down, whatever order raises arrive in.
+        """
         ...
 
     def delete(self, key: str) -> None:
@@ -197,6 +227,28 @@ class MemoryStore:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.get_many(keys)
+
+    def replace(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            entry = self._live(key, self._monotonic())
+            if entry is None:
+                return False
+            self._values[key] = (bytes(value), entry[1])
+            return True
+
+    def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
+        with self._lock:
+            now = self._monotonic()
+            entry = self._live(key, now)
+            held = None if entry is None else int(entry[0])
+            if held is None or value > held:
+                held = value
+            self._values[key] = (str(held).encode(), now + ttl_seconds)
+            self._wrote(now)
+            return held
+
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         with self._lock:
             now = self._monotonic()
@@ -243,7 +295,10 @@ class RedisStore:
     """
 
     def __init__(
-        self, client: redis.Redis | RedisCluster, prefix: str = "healthcode:"
+        self,
+        client: redis.Redis | RedisCluster,
+        prefix: str = "healthcode:",
+        url: str | None = None,
     ) -> None:
         if "{" in prefix or "}" in prefix:
             raise StoreUnavailable(
@@ -252,7 +307,10 @@ class RedisStore:
             )
         self.client = client
         self.prefix = prefix
+        self.url = url
         self._incr = client.register_script(_INCR)
+        self._raise = client.register_script(_RAISE)
+        self._reader: tuple[asyncio.AbstractEventLoop, _AsyncClient] | None = None
 
     @property
     def clustered(self) -> bool:
@@ -277,7 +335,7 @@ class RedisStore:
                 "HEALTHCODE_REDIS_URL names a Redis server that does not answer"
                 f" ({type(exc).__name__}); start it or correct the URL."
             ) from None
-        return cls(client, prefix)
+        return cls(client, prefix, url)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -305,6 +363,53 @@ class RedisStore:
             value if isinstance(value, bytes) or value is None else bytes(value)
             for value in values  # type: ignore[attr-defined]
         ]
+
+    def open_reads(self) -> None:
+        """Let :meth:`read_many` wait on this event loop without blocking it.
+
+        An asyncio client belongs to the loop it runs on, so a service opens
+        one in its lifespan and closes it there (:meth:`close_reads`); on any
+        other loop :meth:`read_many` reads as :meth:`get_many` does.
+        """
+        self._reader = (asyncio.get_running_loop(), _async_twin(self.client, self.url))
+
+    async def close_reads(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await reader[1].aclose()
+
+    async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        reader = self._reader
+        if reader is None or reader[0] is not asyncio.get_running_loop():
+            return self.get_many(keys)
+        client = reader[1]
+        names = [self._key(k) for k in keys]
+        try:
+            if isinstance(client, redis.asyncio.cluster.RedisCluster):
+                values = await client.mget_nonatomic(names)
+            else:
+                values = await client.mget(names)
+        except _REDIS_ERRORS as exc:
+            raise StoreUnavailable(
+                f"Redis failed a command ({type(exc).__name__})."
+            ) from None
+        return [
+            value if isinstance(value, bytes) or value is None else bytes(value)
+            for value in values
+        ]
+
+    def replace(self, key: str, value: bytes) -> bool:
+        done = self._run(
+            lambda: self.client.set(self._key(key), value, xx=True, keepttl=True)
+        )
+        return bool(done)
+
+    def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
+        full = self._key(key)
+        held = self._run(
+            lambda: self._raise(keys=[full], args=[value, _whole_seconds(ttl_seconds)])
+        )
+        return int(held)  # type: ignore[call-overload]
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
         self._run(
@@ -348,15 +453,46 @@ class RedisStore:
         self._run(run)
 
 
-def _cluster_client(url: str, timeouts: dict[str, float]) -> RedisCluster:
+_AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+def _async_twin(client: redis.Redis | RedisCluster, url: str | None) -> _AsyncClient:
+    """An asyncio client to the same server or cluster, with the same timeouts."""
+    timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+    if isinstance(client, RedisCluster):
+        if url is not None:
+            return _cluster_client(url, timeouts, asynchronous=True)
+        nodes = [
+            redis.asyncio.cluster.ClusterNode(node.host, node.port)
+            for node in client.get_primaries()
+        ]
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **timeouts)
+    if url is not None:
+        return redis.asyncio.Redis.from_url(url, **timeouts)
+    kwargs = client.connection_pool.connection_kwargs
+    return redis.asyncio.Redis(
+        host=kwargs.get("host", "localhost"),
+        port=kwargs.get("port", 6379),
+        db=kwargs.get("db", 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        **timeouts,
+    )
+
+
+def _cluster_client(
+    url: str, timeouts: dict[str, float], *, asynchronous: bool = False
+) -> Any:
     parts = urlsplit(url)
-    nodes = [ClusterNode(host, port) for host, port in cluster_nodes(url)]
+    node = redis.asyncio.cluster.ClusterNode if asynchronous else ClusterNode
+    nodes = [node(host, port) for host, port in cluster_nodes(url)]
     credentials: dict[str, object] = {}
     if parts.username:
         credentials["username"] = unquote(parts.username)
     if parts.password:
         credentials["password"] = unquote(parts.password)
-    return RedisCluster(
+    kind = redis.asyncio.cluster.RedisCluster if asynchronous else RedisCluster
+    return kind(
         startup_nodes=nodes,
         ssl=parts.scheme == "rediss+cluster",
         **credentials,  # type: ignore[arg-type]

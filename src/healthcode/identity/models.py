@@ -125,9 +125,7 @@ def name_values(name: str, born: date | None) -> dict[str, Any]:
     }
 
 
-def stored_personal_values(
-    number: str, name: str, born: date | None
-) -> dict[str, Any]:
+def stored_personal_values(number: str, name: str, born: date | None) -> dict[str, Any]:
     """What the personal columns store for one resident: sealed and indexed.
 
     For writers that bypass the column types, such as a ``COPY``.

@@ -9,6 +9,7 @@ database layer beneath them are synchronous.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from healthcode import __version__
 from healthcode.accounts.senders import CodeSender
-from healthcode.accounts.stores import Store
+from healthcode.accounts.stores import RedisStore, Store
 from healthcode.config import Settings, get_settings
 from healthcode.service.errors import ErrorBody, install_error_handlers
 from healthcode.service.runtime import Clock, build_runtime
@@ -143,9 +144,19 @@ def create_app(
         # it, the rotation of the data keys when the current one is due.
         daily = start_daily_job(runtime)
         rotation = start_rotation_job(runtime)
+        # Status writes committed by processes that do not raise the store's
+        # copy of the fence reach hot reads through this watch.
+        watch = asyncio.get_running_loop().create_task(
+            runtime.fence_watch.run(), name="healthcode-fence-watch"
+        )
+        if isinstance(runtime.store, RedisStore):
+            runtime.store.open_reads()
         try:
             yield
         finally:
+            if isinstance(runtime.store, RedisStore):
+                await runtime.store.close_reads()
+            await stop_daily_job(watch)
             await stop_daily_job(rotation)
             await stop_daily_job(daily)
             runtime.close()

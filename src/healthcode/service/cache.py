@@ -26,21 +26,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import Store, resident_key
 from healthcode.codes.format import next_daily_expiry
-from healthcode.status.models import RecolorGuard, Status
+from healthcode.status.fence import database_fence, raise_copy
+from healthcode.status.models import Status
 from healthcode.status.services import StatusView, current_status
 
 __all__ = ["StatusCache"]
 
 
 def _writes(session: Session) -> int:
-    value = session.scalar(sa.select(RecolorGuard.writes).where(RecolorGuard.id == 1))
-    return int(value or 0)
+    return database_fence(session.connection())
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -92,6 +91,10 @@ class StatusCache:
                 self.store.set(
                     key, orjson.dumps(_entry(view, fence, expires, recheck_at)), ttl
                 )
+        # The count was read in this snapshot, so it has committed: the
+        # store's copy may be raised to it (a copy lost with a restarted
+        # store comes back this way).
+        raise_copy(self.store, fence)
         return view
 
     def current(

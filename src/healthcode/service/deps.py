@@ -58,6 +58,7 @@ __all__ = [
     "api_key_of",
     "official_with",
     "principal_of",
+    "session_token",
 ]
 
 COOKIE_NAME = "healthcode_session"
@@ -112,6 +113,17 @@ Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
 
 
+def session_token(
+    bearer: HTTPAuthorizationCredentials | None, cookie: str | None
+) -> tuple[str, Transport]:
+    """The session token sent, and how it came."""
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials, Transport.BEARER
+    if cookie:
+        return cookie, Transport.COOKIE
+    raise NotSignedIn("The request carries no session.")
+
+
 def principal_of(
     rt: Runtime,
     now: datetime,
@@ -119,11 +131,8 @@ def principal_of(
     cookie: str | None,
 ) -> Principal:
     """The caller behind the session token or cookie sent."""
-    if bearer is not None and bearer.credentials:
-        return session_principal(rt.store, bearer.credentials, Transport.BEARER, now)
-    if cookie:
-        return session_principal(rt.store, cookie, Transport.COOKIE, now)
-    raise NotSignedIn("The request carries no session.")
+    token, transport = session_token(bearer, cookie)
+    return session_principal(rt.store, token, transport, now)
 
 
 def signed_in(rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie) -> Principal:

@@ -10,31 +10,34 @@ entry expires, up to ``ttl_seconds`` later; the colour, which decides entry
 at the door, never comes from here.
 
 :class:`HotPaths` answers a refresh whose status and ingredients are both
-in the store with one query (the account's resident and the status cache's
-fence, in one statement) and one store read of both; an online verify with
-one read of the fence and one of the store.
+in the store with two store reads and no query; an online verify with one
+store read.
 """
 
 from __future__ import annotations
 
 import contextlib
 from datetime import datetime
-from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from healthcode.accounts.errors import NotSignedIn, OutOfScope, StoreUnavailable
 from healthcode.accounts.models import Account
-from healthcode.accounts.services import Principal
+from healthcode.accounts.services import (
+    Transport,
+    remember_resident,
+    session_in,
+    session_key,
+)
 from healthcode.accounts.stores import Store, resident_key
 from healthcode.codes.format import Colour, VerifiedCode
 from healthcode.codes.services import CodeService, IssuedCode, local_verifier
 from healthcode.family.errors import NotRegistered
 from healthcode.service.cache import StatusCache
-from healthcode.status.models import RecolorGuard
+from healthcode.status.fence import FENCE_KEY, stored_fence
 from healthcode.status.services import StatusView
 
 __all__ = ["CodeIngredients", "HotPaths"]
@@ -75,78 +78,19 @@ class CodeIngredients:
         return name, region
 
 
-# The fence row may be missing on a database no status was ever written to;
-# it counts as 0, as in the status cache.
-_FENCE = (
-    sa.select(RecolorGuard.writes)
-    .where(RecolorGuard.id == 1)
-    .scalar_subquery()
-    .label("fence")
-)
-# The account's resident and the fence in one round trip.
-_ACCOUNT_AND_FENCE = sa.select(Account.resident_id, _FENCE).where(
-    Account.id == sa.bindparam("account_id")
-)
-
-
-class _Lookup:
-    """One SELECT of a single row, run on a pooled driver connection.
-
-    A refresh's one read went through SQLAlchemy's Connection, whose
-    checkout, execution and result handling cost several times the round
-    trip itself. The statement is compiled once for the engine's dialect and
-    run on the driver's cursor, in autocommit for the duration (a single
-    read needs no transaction of its own: one round trip instead of BEGIN,
-    SELECT, ROLLBACK, seeing what was committed before it).
-    """
-
-    def __init__(self, engine: Engine, statement: sa.Select[Any]) -> None:
-        self.engine = engine
-        compiled = statement.compile(dialect=engine.dialect)
-        self.compiled = compiled
-        self.sql = compiled.string
-        self.order = list(compiled.positiontup or ()) if compiled.positional else None
-
-    def one(self, **values: object) -> tuple[Any, ...] | None:
-        bound = self.compiled.construct_params(values)
-        params: Any = bound if self.order is None else [bound[n] for n in self.order]
-        dialect = self.engine.dialect
-        connection = self.engine.raw_connection()
-        driver = connection.dbapi_connection
-        try:
-            dialect.set_isolation_level(driver, "AUTOCOMMIT")
-            try:
-                cursor = connection.cursor()
-                cursor.execute(self.sql, params)
-                row = cursor.fetchone()
-                cursor.close()
-            finally:
-                dialect.reset_isolation_level(driver)
-        except dialect.loaded_dbapi.Error as exc:
-            # Raised as SQLAlchemy would have, parameters hidden; a lost
-            # connection leaves the pool instead of failing the next request.
-            if dialect.is_disconnect(exc, driver, None):
-                connection.invalidate(exc)
-            raise sa.exc.DBAPIError.instance(
-                self.sql,
-                params,
-                exc,
-                dialect.loaded_dbapi.Error,
-                hide_parameters=True,
-                dialect=dialect,
-            ) from exc
-        finally:
-            connection.close()
-        return None if row is None else tuple(row)
-
-
 class HotPaths:
     """The code refresh and the online verify, from the store when they can be.
 
-    Each runs in one trip to the thread pool and reads the database once,
-    through a :class:`_Lookup`. A status the store does not hold, or holds
-    under another fence, is read through :meth:`StatusCache.status` in a
-    transaction, as everywhere else.
+    Both run on the event loop and, when the store holds what they need,
+    read nothing but the store: a refresh reads the session (which keeps
+    the account's resident once known), then the status, the ingredients
+    and the store's copy of the status fence in one command, and signs; an
+    online verify checks the code and reads the status and the fence in one
+    command. A status the store does not hold, or holds under another
+    fence, is read in a thread through :meth:`StatusCache.status` in a
+    transaction, as everywhere else. See :mod:`healthcode.status.fence` for
+    why the store's copy of the fence retires a cached status as surely as
+    the database's count would.
     """
 
     def __init__(
@@ -156,59 +100,98 @@ class HotPaths:
         cache: StatusCache,
         ingredients: CodeIngredients,
         codes: CodeService,
+        sessions: Store | None = None,
     ) -> None:
         self.engine = engine
-        self._account = _Lookup(engine, _ACCOUNT_AND_FENCE)
-        self._fence = _Lookup(engine, sa.select(_FENCE))
+        self.reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.store = store
+        # Sessions and hot entries share one store in a service; a session
+        # is the record of a sign-in, which a lost store cannot stand in for.
+        self.sessions = sessions if sessions is not None else store
         self.cache = cache
         self.ingredients = ingredients
         self.codes = codes
 
-    def _stored(self, keys: list[str]) -> list[bytes | None]:
+    async def _stored(self, keys: list[str]) -> list[bytes | None]:
         try:
-            return self.store.get_many(keys)
+            return await self.store.read_many(keys)
         except StoreUnavailable:
+            # Redis is a shortcut here, never the record: without it the
+            # status comes from the database.
             return [None] * len(keys)
 
-    def refresh(self, principal: Principal, now: datetime) -> IssuedCode:
+    def _served(
+        self, resident_id: int, status: bytes | None, fence: bytes | None, now: datetime
+    ) -> StatusView | None:
+        held = stored_fence(fence)
+        if held is None:
+            return None
+        view = self.cache.current(resident_id, status, held, now)
+        if view is not None:
+            self.cache.hits += 1
+        return view
+
+    async def refresh(
+        self, token: str, transport: Transport, now: datetime
+    ) -> IssuedCode:
         """Sign a screen code for the resident who registered this phone."""
+        key = session_key(token)
+        (raw,) = await self.sessions.read_many([key])
+        principal, resident_id = session_in(raw, transport, now)
         if principal.kind != "account":
             raise OutOfScope("This is for residents and guardians signed in by phone.")
-        row = self._account.one(account_id=principal.id)
-        if row is None:
-            raise NotSignedIn("The session's account no longer exists.")
-        resident_id, fence = row
         if resident_id is None:
-            raise NotRegistered("This phone has not registered as a resident yet.")
-        status, ingredients = self._stored(
-            [self.cache.key(resident_id), self.ingredients.key(resident_id)]
+            resident_id = await run_in_threadpool(
+                self._resident_of, principal.id, key, raw
+            )
+        status, ingredients, fence = await self._stored(
+            [
+                self.cache.key(resident_id),
+                self.ingredients.key(resident_id),
+                FENCE_KEY,
+            ]
         )
-        view = self.cache.current(resident_id, status, int(fence or 0), now)
-        if view is not None and ingredients is not None:
-            self.cache.hits += 1
-            name, region = self.ingredients.decode(ingredients)
-        else:
-            with (
-                Session(self.engine, expire_on_commit=False) as session,
-                session.begin(),
-            ):
-                name, region = self.ingredients.of(session, resident_id)
-                view = self.cache.status(session, resident_id, now)
+        view = self._served(resident_id, status, fence, now)
+        if view is None or ingredients is None:
+            return await run_in_threadpool(
+                self._refresh_from_database, resident_id, now
+            )
+        name, region = self.ingredients.decode(ingredients)
         return self.codes.screen_code_with(
             resident_id, name, region, Colour(view.colour), now
         )
 
-    def verify(self, code: str, now: datetime) -> tuple[VerifiedCode, StatusView]:
+    def _resident_of(self, account_id: int, key: str, raw: bytes | None) -> int:
+        with Session(self.reads) as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise NotSignedIn("The session's account no longer exists.")
+            resident_id = account.resident_id
+        if resident_id is None:
+            raise NotRegistered("This phone has not registered as a resident yet.")
+        if raw is not None:
+            with contextlib.suppress(StoreUnavailable):
+                remember_resident(self.sessions, key, raw, resident_id)
+        return resident_id
+
+    def _refresh_from_database(self, resident_id: int, now: datetime) -> IssuedCode:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            name, region = self.ingredients.of(session, resident_id)
+            view = self.cache.status(session, resident_id, now)
+        return self.codes.screen_code_with(
+            resident_id, name, region, Colour(view.colour), now
+        )
+
+    async def verify(self, code: str, now: datetime) -> tuple[VerifiedCode, StatusView]:
         """Verify ``code`` and read its holder's status now."""
         verified = local_verifier(self.codes.store).verify(code, now)
         resident_id = self.codes.holder(verified.content)
-        row = self._fence.one()
-        fence = int(row[0] or 0) if row is not None else 0
-        (status,) = self._stored([self.cache.key(resident_id)])
-        view = self.cache.current(resident_id, status, fence, now)
+        status, fence = await self._stored([self.cache.key(resident_id), FENCE_KEY])
+        view = self._served(resident_id, status, fence, now)
         if view is not None:
-            self.cache.hits += 1
             return verified, view
+        return verified, await run_in_threadpool(self._status, resident_id, now)
+
+    def _status(self, resident_id: int, now: datetime) -> StatusView:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            return verified, self.cache.status(session, resident_id, now)
+            return self.cache.status(session, resident_id, now)

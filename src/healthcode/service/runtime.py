@@ -35,6 +35,7 @@ from healthcode.regions.peers import PeerStore
 from healthcode.regions.services import peer_store
 from healthcode.service.cache import StatusCache
 from healthcode.service.hot import CodeIngredients, HotPaths
+from healthcode.status.fence import FenceWatch, forget, publish_to
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -106,7 +107,12 @@ class Runtime:
             self.codes,
         )
 
+    @cached_property
+    def fence_watch(self) -> FenceWatch:
+        return FenceWatch(self.engine, self.store)
+
     def close(self) -> None:
+        forget(self.engine, self.store)
         if self.owns_engine:
             self.engine.dispose()
 
@@ -200,9 +206,13 @@ def build_runtime(
             f"HEALTHCODE_RULE_SET names a rule set that cannot be used: {exc}"
         ) from None
     chosen_store = store if store is not None else _store(settings)
+    chosen_engine = engine if engine is not None else _engine(settings)
+    # Status writes made through this database raise the store's copy of the
+    # status fence before they commit (healthcode.status.fence).
+    publish_to(chosen_engine, chosen_store)
     return Runtime(
         settings=settings,
-        engine=engine if engine is not None else _engine(settings),
+        engine=chosen_engine,
         store=chosen_store,
         sender=sender if sender is not None else _sender(settings),
         clock=clock or utcnow,

@@ -70,9 +70,7 @@ def _whole(name: str, default: int, low: int, high: int) -> int:
 
 def body_limit_from_env() -> int:
     """``HEALTHCODE_MAX_BODY_BYTES``: the largest body of a non-upload request."""
-    return _whole(
-        "HEALTHCODE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 1024**3
-    )
+    return _whole("HEALTHCODE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 1024**3)
 
 
 def limits_from_env() -> tuple[int, int]:
@@ -161,9 +159,7 @@ class BodyLimit:
     their fixed prefix) stream to disk and keep their own bound.
     """
 
-    def __init__(
-        self, app: ASGIApp, limit: int, uploads: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, app: ASGIApp, limit: int, uploads: tuple[str, ...] = ()) -> None:
         self.app = app
         self.limit = limit
         self.uploads = uploads

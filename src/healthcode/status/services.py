@@ -51,6 +51,7 @@ from healthcode.rules.ruleset import RuleSet, load_rule_set
 from healthcode.status.engine import Evaluation, evaluate
 from healthcode.status.errors import UnknownResident
 from healthcode.status.facts import Area, ResidentRecords, area_prefix, build_facts
+from healthcode.status.fence import note_status_write
 from healthcode.status.models import RecolorGuard, Status, StatusEvent
 
 log = structlog.get_logger(__name__)
@@ -324,15 +325,16 @@ def _take_guard(connection: Connection, *, records_changed: bool) -> int:
     values: dict[str, Any] = {"writes": RecolorGuard.writes + 1}
     if records_changed:
         values["records_version"] = RecolorGuard.records_version + 1
-    version = connection.execute(
+    row = connection.execute(
         sa.update(RecolorGuard)
         .where(RecolorGuard.id == 1)
         .values(**values)
-        .returning(RecolorGuard.records_version)
-    ).scalar_one_or_none()
-    if version is None:
+        .returning(RecolorGuard.records_version, RecolorGuard.writes)
+    ).one_or_none()
+    if row is None:
         raise RuntimeError("The recolour guard row is missing; run the migrations.")
-    return int(version)
+    note_status_write(connection, int(row.writes))
+    return int(row.records_version)
 
 
 def _records_version(connection: Connection) -> int:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from healthcode.accounts.services import ApiKeyKind
 from healthcode.audit.services import append
@@ -45,7 +46,7 @@ Checkpoint = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT))]
 
 
 @router.post("/verify", response_model=VerifyAnswer)
-def verify(body: VerifyRequest, device: Device, rt: Rt, now: Now) -> VerifyAnswer:
+async def verify(body: VerifyRequest, device: Device, rt: Rt, now: Now) -> VerifyAnswer:
     """Verify a screen or paper code and give the holder's colour now.
 
     A refused code is answered 422 with the verifier's stable code
@@ -54,8 +55,8 @@ def verify(body: VerifyRequest, device: Device, rt: Rt, now: Now) -> VerifyAnswe
     del device
     claimed, _, _ = parse_code(body.code)
     if claimed.region not in local_verifier(rt.codes.store).regions:
-        return _peer_code(body.code, rt, now)
-    verified, view = rt.hot.verify(body.code, now)
+        return await run_in_threadpool(_peer_code, body.code, rt, now)
+    verified, view = await rt.hot.verify(body.code, now)
     content = verified.content
     return VerifyAnswer(
         valid=True,

@@ -29,7 +29,7 @@ from healthcode.service.deps import (
     Now,
     Rt,
     SessionCookie,
-    principal_of,
+    session_token,
 )
 from healthcode.service.errors import FeedRefused
 from healthcode.service.feeding import Actor, import_rows, report_body
@@ -115,13 +115,14 @@ def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAns
 
 
 @router.get("/v1/residents/me/code", response_model=CodeAnswer)
-def my_code(rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie) -> CodeAnswer:
+async def my_code(
+    rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie
+) -> CodeAnswer:
     """A fresh signed screen code, valid for minutes; ask again for a new one."""
     # The hot path (healthcode.service.hot): its dependencies are all
-    # coroutines, so the whole refresh is one trip to the thread pool, and it
-    # reads the database once, for the account and the status cache's fence.
-    principal = principal_of(rt, now, bearer, cookie)
-    return code_answer(rt.hot.refresh(principal, now))
+    # coroutines and, when the store holds the status, so is the refresh.
+    token, transport = session_token(bearer, cookie)
+    return code_answer(await rt.hot.refresh(token, transport, now))
 
 
 @router.get("/v1/residents/me/history", response_model=list[HistoryEvent])
