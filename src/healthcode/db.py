@@ -188,7 +188,33 @@ def open_database(url: str | None = None, *, must_exist: bool = False) -> Engine
     except Exception:
         engine.dispose()
         raise
+    _attach_configured_store(engine)
     return engine
+
+
+def _attach_configured_store(engine: Engine) -> None:
+    """Let this process's status writes and revocations reach the service's store.
+
+    A command that recolours or revokes tells the store before it commits
+    (:mod:`healthcode.status.fence`), so the service's hot reads see the
+    change at once rather than at the service's next look, a second later.
+    """
+    from healthcode.accounts.errors import StoreUnavailable
+    from healthcode.accounts.stores import RedisStore, attach_store
+    from healthcode.config import get_settings
+
+    settings = get_settings()
+    if not settings.redis_url or settings.database_url != str(
+        engine.url.render_as_string(hide_password=False)
+    ):
+        return
+    try:
+        store = RedisStore.from_url(settings.redis_url, settings.redis_prefix)
+    except StoreUnavailable:
+        # The store is a copy, never the record: the service's watch brings
+        # it level within a second of the store answering again.
+        return
+    attach_store(engine, store)
 
 
 def _sqlite_instant(value: str) -> datetime:

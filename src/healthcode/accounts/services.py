@@ -18,6 +18,7 @@ Every function takes the clock as ``now``; none reads it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -33,6 +34,8 @@ import orjson
 import pyotp
 import sqlalchemy as sa
 import structlog
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from healthcode.accounts.errors import (
@@ -46,13 +49,14 @@ from healthcode.accounts.errors import (
     RateLimited,
     SignInCodeWrong,
     SignInLocked,
+    StoreUnavailable,
     UnknownApiKey,
     UnknownOfficial,
     WeakPassword,
 )
 from healthcode.accounts.models import Account, ApiKey, Official
 from healthcode.accounts.senders import CodeSender, phone_digest
-from healthcode.accounts.stores import Store, phone_key
+from healthcode.accounts.stores import Store, attached_stores, phone_key
 from healthcode.privacy.types import data_keys
 
 __all__ = [
@@ -65,13 +69,16 @@ __all__ = [
     "SessionGrant",
     "SignInPolicy",
     "Transport",
+    "api_key_entry",
     "authenticate_api_key",
     "authenticate_official",
+    "check_api_key",
     "close_session",
     "create_api_key",
     "create_official",
     "get_official",
     "limit_official_sign_in",
+    "live_key_in",
     "normalize_phone",
     "open_session",
     "provisioning_uri",
@@ -725,20 +732,132 @@ def create_api_key(
     return row, key
 
 
-def authenticate_api_key(session: Session, key: str, now: datetime) -> ApiKey:
-    """The live key row for ``key``, or :class:`InvalidApiKey`."""
-    refused = InvalidApiKey(
+def _refused_key() -> InvalidApiKey:
+    return InvalidApiKey(
         "The API key is missing, unknown or revoked; send a valid key in the"
         " X-API-Key header."
     )
-    if not isinstance(key, str) or not key.startswith(_KEY_PREFIX) or len(key) > 100:
-        raise refused
+
+
+def authenticate_api_key(session: Session, key: str, now: datetime) -> ApiKey:
+    """The live key row for ``key``, or :class:`InvalidApiKey`."""
     row = session.scalars(
-        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(key))
+        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(_well_formed(key)))
     ).one_or_none()
     if row is None or (row.revoked_at is not None and row.revoked_at <= now):
-        raise refused
+        raise _refused_key()
     return row
+
+
+def _well_formed(key: object) -> str:
+    if not isinstance(key, str) or not key.startswith(_KEY_PREFIX) or len(key) > 100:
+        raise _refused_key()
+    return key
+
+
+# Checked keys in the store. A door device or a checkpoint sends its key
+# with every request, and reading the key's row each time cost the online
+# verify a database round trip. A checked key is kept in the store for a
+# minute under the API keys' generation, a counter in the store that every
+# revocation raises after it commits (the listener below); an entry is used
+# only while the generation it was read under still holds. A reader that
+# read the row before the revocation committed stores its entry under the
+# generation it saw, which the raise then retires. Between the commit and
+# the raise, a few milliseconds, the old entry may still be used; if the
+# raise is lost (the process dies, the store is down), for at most the
+# entry's minute.
+
+#: The store key of the API keys' generation.
+API_KEY_GENERATION = "api-key-generation"
+_KEY_ENTRY_SECONDS = 60
+_GENERATION_SECONDS = 30 * 24 * 3600
+_KEYS_CHANGED = "healthcode.api_keys_changed"
+
+
+@dataclass(frozen=True)
+class LiveKey:
+    """What a request needs of its API key: id, kind, scope and feed kinds."""
+
+    id: int
+    kind: str
+    scope: str
+    feed_kinds: tuple[str, ...]
+
+    @property
+    def actor(self) -> str:
+        return f"api-key:{self.id}"
+
+
+def api_key_entry(key: object) -> str:
+    """The store key of a checked API key; :class:`InvalidApiKey` if malformed."""
+    return "api-key:" + _key_hash(_well_formed(key))
+
+
+def live_key_in(
+    raw: bytes | None, generation: bytes | None, now: datetime
+) -> LiveKey | None:
+    """The key in a stored entry, None when it may not be used.
+
+    A key revoked by ``now`` raises :class:`InvalidApiKey`, as from the row.
+    """
+    if raw is None:
+        return None
+    entry = orjson.loads(raw)
+    if entry["generation"] != (generation or b"0").decode():
+        return None
+    revoked = entry["revokedAt"]
+    if revoked is not None and datetime.fromisoformat(revoked) <= now:
+        raise _refused_key()
+    return LiveKey(
+        entry["id"], entry["kind"], entry["scope"], tuple(entry["feedKinds"])
+    )
+
+
+def check_api_key(
+    session: Session,
+    store: Store,
+    key: str,
+    generation: bytes | None,
+    now: datetime,
+) -> LiveKey:
+    """The live key for ``key`` from its row, kept in the store under ``generation``.
+
+    ``generation`` is the store's value, read before the row.
+    """
+    row = session.scalars(
+        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(_well_formed(key)))
+    ).one_or_none()
+    if row is None:
+        raise _refused_key()
+    entry = {
+        "generation": (generation or b"0").decode(),
+        "id": row.id,
+        "kind": row.kind,
+        "scope": row.scope,
+        "feedKinds": list(row.feed_kinds or ()),
+        "revokedAt": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+    with contextlib.suppress(StoreUnavailable):
+        store.set(api_key_entry(key), orjson.dumps(entry), _KEY_ENTRY_SECONDS)
+    if row.revoked_at is not None and row.revoked_at <= now:
+        raise _refused_key()
+    return LiveKey(row.id, row.kind, row.scope, tuple(row.feed_kinds or ()))
+
+
+@event.listens_for(Session, "after_commit")
+def _keys_committed(session: Session) -> None:
+    if not session.info.pop(_KEYS_CHANGED, False):
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    for store in attached_stores(engine):
+        with contextlib.suppress(StoreUnavailable):
+            store.incr(API_KEY_GENERATION, _GENERATION_SECONDS)
+
+
+@event.listens_for(Session, "after_rollback")
+def _keys_rolled_back(session: Session) -> None:
+    session.info.pop(_KEYS_CHANGED, None)
 
 
 def revoke_api_key(session: Session, key_id: int, now: datetime) -> ApiKey:
@@ -749,11 +868,12 @@ def revoke_api_key(session: Session, key_id: int, now: datetime) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = now
         session.flush()
+        session.info[_KEYS_CHANGED] = True
         log.info("api_key_revoked", api_key_id=row.id)
     return row
 
 
-def require_key_kind(key: ApiKey, *kinds: ApiKeyKind) -> None:
+def require_key_kind(key: ApiKey | LiveKey, *kinds: ApiKeyKind) -> None:
     """Raise :class:`OutOfScope` unless the key is of one of ``kinds``."""
     if key.kind not in {kind.value for kind in kinds}:
         wanted = " or ".join(kind.value for kind in kinds)

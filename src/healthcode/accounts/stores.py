@@ -53,6 +53,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
+from sqlalchemy.engine import Engine
 
 from healthcode.accounts.errors import StoreUnavailable
 
@@ -61,7 +62,10 @@ __all__ = [
     "MemoryStore",
     "RedisStore",
     "Store",
+    "attach_store",
+    "attached_stores",
     "cluster_nodes",
+    "detach_store",
     "phone_key",
     "resident_key",
 ]
@@ -90,6 +94,39 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return held
 """
+
+
+# The stores that hold copies of what a database decides (the status fence,
+# the API keys' generation), by the database's URL, so that a write through
+# any engine on that database in this process can tell them before it
+# commits.
+_attached_lock = threading.Lock()
+_attached: dict[str, list[Store]] = {}
+
+
+def _database_name(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def attach_store(engine: Engine, store: Store) -> None:
+    """Name ``store`` as holding copies of what ``engine``'s database decides."""
+    with _attached_lock:
+        held = _attached.setdefault(_database_name(engine), [])
+        if not any(s is store for s in held):
+            held.append(store)
+
+
+def detach_store(engine: Engine, store: Store) -> None:
+    """Undo :func:`attach_store`."""
+    with _attached_lock:
+        held = _attached.get(_database_name(engine), [])
+        held[:] = [s for s in held if s is not store]
+
+
+def attached_stores(engine: Engine) -> list[Store]:
+    """The stores named for ``engine``'s database, in the order they were."""
+    with _attached_lock:
+        return list(_attached.get(_database_name(engine), ()))
 
 
 def resident_key(kind: str, resident_id: int) -> str:

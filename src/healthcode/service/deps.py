@@ -13,7 +13,7 @@ key in ``X-API-Key`` (venues, checkpoints, department systems).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -31,10 +31,10 @@ from healthcode.accounts.errors import NotSignedIn, OutOfScope
 from healthcode.accounts.models import Account, Official
 from healthcode.accounts.services import (
     ApiKeyKind,
+    LiveKey,
     Permission,
     Principal,
     Transport,
-    authenticate_api_key,
     require_key_kind,
     require_permission,
     session_principal,
@@ -234,31 +234,20 @@ def official_with(permission: Permission) -> Callable[[OfficialRef], OfficialRef
     return dependency
 
 
-@dataclass(frozen=True)
-class KeyRef:
-    """The API key a request carries, once checked."""
-
-    id: int
-    kind: str
-    scope: str
-    feed_kinds: tuple[str, ...]
-
-    @property
-    def actor(self) -> str:
-        return f"api-key:{self.id}"
+#: The API key a request carries, once checked.
+KeyRef = LiveKey
 
 
-def api_key_of(*kinds: ApiKeyKind) -> Callable[..., KeyRef]:
+def api_key_of(*kinds: ApiKeyKind) -> Callable[..., Awaitable[KeyRef]]:
     """A dependency: the live API key sent, which must be of one of ``kinds``."""
 
-    def dependency(
+    async def dependency(
         rt: Rt,
         now: Now,
         key: Annotated[str | None, Depends(key_scheme)],
     ) -> KeyRef:
-        with Session(rt.reads) as session:
-            row = authenticate_api_key(session, key or "", now)
-            require_key_kind(row, *kinds)
-            return KeyRef(row.id, row.kind, row.scope, tuple(row.feed_kinds or ()))
+        live = await rt.hot.api_key(key or "", now)
+        require_key_kind(live, *kinds)
+        return live
 
     return dependency

@@ -27,7 +27,12 @@ from starlette.concurrency import run_in_threadpool
 from healthcode.accounts.errors import NotSignedIn, OutOfScope, StoreUnavailable
 from healthcode.accounts.models import Account
 from healthcode.accounts.services import (
+    API_KEY_GENERATION,
+    LiveKey,
     Transport,
+    api_key_entry,
+    check_api_key,
+    live_key_in,
     remember_resident,
     session_in,
     session_key,
@@ -191,6 +196,19 @@ class HotPaths:
         if view is not None:
             return verified, view
         return verified, await run_in_threadpool(self._status, resident_id, now)
+
+    async def api_key(self, key: str, now: datetime) -> LiveKey:
+        """The live API key ``key``, from the store while its generation holds."""
+        name = api_key_entry(key)
+        raw, generation = await self._stored([name, API_KEY_GENERATION])
+        live = live_key_in(raw, generation, now)
+        if live is not None:
+            return live
+        return await run_in_threadpool(self._api_key, key, generation, now)
+
+    def _api_key(self, key: str, generation: bytes | None, now: datetime) -> LiveKey:
+        with Session(self.reads) as session:
+            return check_api_key(session, self.store, key, generation, now)
 
     def _status(self, resident_id: int, now: datetime) -> StatusView:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():

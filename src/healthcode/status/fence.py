@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 
 import sqlalchemy as sa
 import structlog
@@ -41,7 +40,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from healthcode.accounts.errors import StoreUnavailable
-from healthcode.accounts.stores import Store
+from healthcode.accounts.stores import (
+    Store,
+    attach_store,
+    attached_stores,
+    detach_store,
+)
 from healthcode.status.models import RecolorGuard
 
 __all__ = [
@@ -64,13 +68,6 @@ FENCE_KEY = "status-fence"
 FENCE_TTL_SECONDS = 7 * 24 * 3600
 _PENDING = "healthcode.status_fence"
 
-_lock = threading.Lock()
-_stores: dict[str, list[Store]] = {}
-
-
-def _name(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
-
 
 def publish_to(engine: Engine, store: Store) -> None:
     """Raise ``store``'s copy of the fence whenever a status write commits.
@@ -78,17 +75,12 @@ def publish_to(engine: Engine, store: Store) -> None:
     Writes made through any engine on the same database URL count, so a
     command run in the service's process reaches the service's store.
     """
-    with _lock:
-        held = _stores.setdefault(_name(engine), [])
-        if not any(s is store for s in held):
-            held.append(store)
+    attach_store(engine, store)
 
 
 def forget(engine: Engine, store: Store) -> None:
     """Stop raising ``store``'s copy for ``engine``'s database."""
-    with _lock:
-        held = _stores.get(_name(engine), [])
-        held[:] = [s for s in held if s is not store]
+    detach_store(engine, store)
 
 
 def note_status_write(connection: Connection, writes: int) -> None:
@@ -126,9 +118,7 @@ def _before_commit(connection: Connection) -> None:
     writes = connection.info.pop(_PENDING, None)
     if writes is None:
         return
-    with _lock:
-        stores = list(_stores.get(_name(connection.engine), ()))
-    for store in stores:
+    for store in attached_stores(connection.engine):
         raise_copy(store, writes)
 
 
