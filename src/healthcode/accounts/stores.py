@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,7 @@ __all__ = [
     "detach_store",
     "phone_key",
     "resident_key",
+    "resident_key_pattern",
 ]
 
 #: URL schemes that name a Redis Cluster rather than one server.
@@ -129,9 +131,33 @@ def attached_stores(engine: Engine) -> list[Store]:
         return list(_attached.get(_database_name(engine), ()))
 
 
+# A value, and the values it leads to: the JSON value under KEYS[1] and, when
+# it holds the whole number ARGV[1], the keys ARGV[2..] with '#' replaced by
+# that number. On one server only: the keys it reads are not all named in
+# KEYS, which a cluster would refuse.
+_FOLLOW = """
+local first = redis.call('GET', KEYS[1])
+if not first then return {} end
+local found = string.match(first, '"' .. ARGV[1] .. '":(%d+)')
+local out = {first}
+if not found then return out end
+for i = 2, #ARGV do
+  local name = string.gsub(ARGV[i], '#', found)
+  out[#out + 1] = redis.call('GET', name) or false
+end
+return out
+"""
+_LEAD = re.compile(r"[A-Za-z]+")
+
+
 def resident_key(kind: str, resident_id: int) -> str:
     """The name of a resident's entry of ``kind``, tagged by the resident."""
     return f"{kind}:{{r{int(resident_id)}}}"
+
+
+def resident_key_pattern(kind: str) -> str:
+    """:func:`resident_key` with ``#`` for the id, for :meth:`Store.read_following`."""
+    return f"{kind}:{{r#}}"
 
 
 def phone_key(kind: str, digest: str, *rest: str) -> str:
@@ -183,6 +209,18 @@ class Store(Protocol):
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """:meth:`get_many` for a coroutine, waiting without blocking the loop."""
+        ...
+
+    async def read_following(
+        self, key: str, field: str, keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None] | None]:
+        """The JSON value under ``key`` and the values it leads to.
+
+        When the value holds the whole number ``field`` (a plain name),
+        ``keys``, each with ``#`` replaced by that number, are read too; one
+        round trip on a single Redis server. Otherwise the second part is
+        None.
+        """
         ...
 
     def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
@@ -267,6 +305,11 @@ class MemoryStore:
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return self.get_many(keys)
 
+    async def read_following(
+        self, key: str, field: str, keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None] | None]:
+        return _follow(self.get(key), field, keys, self.get_many)
+
     def replace(self, key: str, value: bytes) -> bool:
         with self._lock:
             entry = self._live(key, self._monotonic())
@@ -342,12 +385,18 @@ class RedisStore:
                 "HEALTHCODE_REDIS_PREFIX must not hold a brace: Redis Cluster"
                 " would read it as the hash tag of every key."
             )
+        if "#" in prefix:
+            raise StoreUnavailable(
+                "HEALTHCODE_REDIS_PREFIX must not hold '#', which stands for the"
+                " resident in the names of a resident's entries."
+            )
         self.client = client
         self.prefix = prefix
         self.url = url
         self._incr = client.register_script(_INCR)
         self._raise = client.register_script(_RAISE)
         self._reader: tuple[asyncio.AbstractEventLoop, _AsyncClient] | None = None
+        self._follow: dict[asyncio.AbstractEventLoop, Any] = {}
 
     @property
     def clustered(self) -> bool:
@@ -413,6 +462,7 @@ class RedisStore:
     async def close_reads(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
+            self._follow.pop(reader[0], None)
             await reader[1].aclose()
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
@@ -434,6 +484,42 @@ class RedisStore:
             value if isinstance(value, bytes) or value is None else bytes(value)
             for value in values
         ]
+
+    async def read_following(
+        self, key: str, field: str, keys: Sequence[str]
+    ) -> tuple[bytes | None, list[bytes | None] | None]:
+        reader = self._reader
+        if (
+            reader is None
+            or reader[0] is not asyncio.get_running_loop()
+            or self.clustered
+        ):
+            (first,) = await self.read_many([key])
+            number = _number_in(first, field)
+            if number is None:
+                return first, None
+            return first, await self.read_many([k.replace("#", number) for k in keys])
+        if not _LEAD.fullmatch(field):
+            raise ValueError("A field to follow is a plain name.")
+        script = self._follow.get(reader[0])
+        if script is None:
+            script = self._follow[reader[0]] = reader[1].register_script(_FOLLOW)
+        try:
+            values = await script(
+                keys=[self._key(key)],
+                args=[field, *(self._key(k) for k in keys)],
+            )
+        except _REDIS_ERRORS as exc:
+            raise StoreUnavailable(
+                f"Redis failed a command ({type(exc).__name__})."
+            ) from None
+        if not values:
+            return None, None
+        first = bytes(values[0])
+        if len(values) == 1:
+            return first, None
+        rest = [None if v is None else bytes(v) for v in values[1:]]
+        return first, rest
 
     def replace(self, key: str, value: bytes) -> bool:
         done = self._run(
@@ -488,6 +574,25 @@ class RedisStore:
                 self.client.delete(name)
 
         self._run(run)
+
+
+def _number_in(value: bytes | None, field: str) -> str | None:
+    if value is None:
+        return None
+    found = re.search(rb'"' + re.escape(field.encode()) + rb'":(\d+)', value)
+    return found.group(1).decode() if found else None
+
+
+def _follow(
+    first: bytes | None,
+    field: str,
+    keys: Sequence[str],
+    get_many: Callable[[Sequence[str]], list[bytes | None]],
+) -> tuple[bytes | None, list[bytes | None] | None]:
+    number = _number_in(first, field)
+    if number is None:
+        return first, None
+    return first, get_many([k.replace("#", number) for k in keys])
 
 
 _AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster

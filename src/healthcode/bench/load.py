@@ -792,6 +792,9 @@ def _run_phases(
         )
         for token in fixture.tokens
     ]
+    # A code shown at a door was refreshed on its phone moments before, so
+    # the checkpoint verifies the codes of the residents whose sessions
+    # refreshed: their statuses are in the store, as a door's would be.
     verify = [
         (
             _json(
@@ -802,7 +805,7 @@ def _run_phases(
             ),
             1,
         )
-        for code in fixture.codes
+        for code in fixture.codes[: len(fixture.tokens)]
     ]
     uploads = checkin_batches(
         fixture, batch, max(1, len(fixture.codes) // batch), fixture.issued_at

@@ -120,10 +120,12 @@ class StatusCache:
     def forget(self, resident_id: int) -> None:
         self.store.delete(self.key(resident_id))
 
+    KIND = "status"
+
     @staticmethod
     def key(resident_id: int) -> str:
         """The store key of a resident's cached status."""
-        return resident_key("status", resident_id)
+        return resident_key(StatusCache.KIND, resident_id)
 
 
 def _entry(

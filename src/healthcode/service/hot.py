@@ -37,7 +37,7 @@ from healthcode.accounts.services import (
     session_in,
     session_key,
 )
-from healthcode.accounts.stores import Store, resident_key
+from healthcode.accounts.stores import Store, resident_key, resident_key_pattern
 from healthcode.codes.format import Colour, VerifiedCode
 from healthcode.codes.services import CodeService, IssuedCode, local_verifier
 from healthcode.family.errors import NotRegistered
@@ -56,10 +56,12 @@ class CodeIngredients:
         self.codes = codes
         self.ttl_seconds = ttl_seconds
 
+    KIND = "code-ingredients"
+
     @staticmethod
     def key(resident_id: int) -> str:
         """The store key of a resident's ingredients."""
-        return resident_key("code-ingredients", resident_id)
+        return resident_key(CodeIngredients.KIND, resident_id)
 
     @staticmethod
     def decode(raw: bytes) -> tuple[str, str]:
@@ -113,6 +115,11 @@ class HotPaths:
         # Sessions and hot entries share one store in a service; a session
         # is the record of a sign-in, which a lost store cannot stand in for.
         self.sessions = sessions if sessions is not None else store
+        self._refresh_keys = [
+            resident_key_pattern(StatusCache.KIND),
+            resident_key_pattern(CodeIngredients.KIND),
+            FENCE_KEY,
+        ]
         self.cache = cache
         self.ingredients = ingredients
         self.codes = codes
@@ -141,7 +148,15 @@ class HotPaths:
     ) -> IssuedCode:
         """Sign a screen code for the resident who registered this phone."""
         key = session_key(token)
-        (raw,) = await self.sessions.read_many([key])
+        if self.sessions is self.store:
+            # One round trip: the session and, once it holds its resident,
+            # what the resident's code needs.
+            raw, follows = await self.store.read_following(
+                key, "resident", self._refresh_keys
+            )
+        else:
+            (raw,) = await self.sessions.read_many([key])
+            follows = None
         principal, resident_id = session_in(raw, transport, now)
         if principal.kind != "account":
             raise OutOfScope("This is for residents and guardians signed in by phone.")
@@ -149,13 +164,15 @@ class HotPaths:
             resident_id = await run_in_threadpool(
                 self._resident_of, principal.id, key, raw
             )
-        status, ingredients, fence = await self._stored(
-            [
-                self.cache.key(resident_id),
-                self.ingredients.key(resident_id),
-                FENCE_KEY,
-            ]
-        )
+        if follows is None:
+            follows = await self._stored(
+                [
+                    self.cache.key(resident_id),
+                    self.ingredients.key(resident_id),
+                    FENCE_KEY,
+                ]
+            )
+        status, ingredients, fence = follows
         view = self._served(resident_id, status, fence, now)
         if view is None or ingredients is None:
             return await run_in_threadpool(

@@ -115,6 +115,10 @@ def raise_copy(store: Store, writes: int) -> None:
 
 @event.listens_for(Engine, "commit")
 def _before_commit(connection: Connection) -> None:
+    if connection.invalidated:
+        # Touching an invalidated connection's info would reconnect it; a
+        # connection that was lost commits nothing.
+        return
     writes = connection.info.pop(_PENDING, None)
     if writes is None:
         return
@@ -124,7 +128,8 @@ def _before_commit(connection: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _on_rollback(connection: Connection) -> None:
-    connection.info.pop(_PENDING, None)
+    if not connection.invalidated:
+        connection.info.pop(_PENDING, None)
 
 
 class FenceWatch:
