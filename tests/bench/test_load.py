@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 
+import pytest
+import typer
+
+from healthcode.bench import load
 from healthcode.bench.load import (
     PhaseResult,
     identity_number,
@@ -134,3 +138,16 @@ def test_phases_sharing_a_pool_reuse_its_connections() -> None:
     assert (first["requests"], second["requests"]) == (30, 30)
     assert accepted == 3
     assert float(first["generator_cpu"]) >= 0.0  # type: ignore[arg-type]
+
+
+def test_phases_are_chosen_by_name() -> None:
+    chosen = load._chosen_phases(" upload,health ")
+
+    assert chosen == frozenset({"check-in upload", "health"})
+    assert load._chosen_phases(",".join(load.PHASES)) == frozenset(load.PHASES.values())
+
+
+@pytest.mark.parametrize("text", ["", "upload,uploads", "warm-up"])
+def test_an_unknown_phase_is_refused_by_name(text: str) -> None:
+    with pytest.raises(typer.BadParameter, match="--phases"):
+        load._chosen_phases(text)
