@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -40,7 +41,7 @@ from healthcode.codes.format import (
     Colour,
     Issuer,
     Purpose,
-    open_subject,
+    SubjectSealer,
     parse_code,
 )
 from healthcode.codes.keys import (
@@ -86,13 +87,16 @@ def local_verifier(store: KeyStore) -> Verifier:
     """Return a verifier holding the public records of the store's code keys.
 
     This is the trust material a machine holds when it issues codes itself;
-    a checkpoint elsewhere loads a signed trust list instead.
+    a checkpoint elsewhere loads a signed trust list instead. The private
+    keys the store still holds go with it, so that the codes this machine
+    issued are checked by signing them again, which costs about a third of
+    verifying them (see :class:`Verifier`).
     """
     records = tuple(r for r in store.records() if r.role is KeyRole.CODE)
     held = _verifiers.get(store)
     if held is not None and held[0] == records:
         return held[1]
-    verifier = Verifier(records)
+    verifier = Verifier(records, signers=store.held_signing_keys(KeyRole.CODE))
     _verifiers[store] = (records, verifier)
     return verifier
 
@@ -173,6 +177,7 @@ class CodeService:
         self.screen_ttl = screen_ttl
         self.paper_ttl = paper_ttl
         self._issuers: dict[str, Issuer] = {}
+        self._sealers: dict[str, tuple[bytes, SubjectSealer]] = {}
 
     # Issuing
 
@@ -271,8 +276,34 @@ class CodeService:
         For a code a verifier has just accepted, this spares decoding its
         text a second time.
         """
-        secret = self.store.subject_secret(content.region)
-        return open_subject(content.subject_reference, secret)
+        return self._sealer(content.region).open(content.subject_reference)
+
+    def holders(self) -> Callable[[CodeContent], int]:
+        """Return :meth:`holder` for the many codes of one upload.
+
+        Each region's secret is read from the store once, on its first code,
+        rather than once per code; the function is meant to live as long as
+        the request that asked for it, so a secret changed in the store is
+        seen by the next one.
+        """
+        sealers: dict[str, SubjectSealer] = {}
+
+        def holder(content: CodeContent) -> int:
+            sealer = sealers.get(content.region)
+            if sealer is None:
+                sealer = sealers[content.region] = self._sealer(content.region)
+            return sealer.open(content.subject_reference)
+
+        return holder
+
+    def _sealer(self, region: str) -> SubjectSealer:
+        # The sealer is kept with the secret it was made from: making one
+        # sets up a cipher, which costs more than opening a reference.
+        secret = self.store.subject_secret(region)
+        held = self._sealers.get(region)
+        if held is None or held[0] != secret:
+            held = self._sealers[region] = (secret, SubjectSealer(secret))
+        return held[1]
 
     # The status list
 

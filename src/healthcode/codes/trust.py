@@ -238,6 +238,7 @@ class Verifier:
         leeway: timedelta = DEFAULT_LEEWAY,
         max_screen_lifetime: timedelta = MAX_SCREEN_LIFETIME,
         max_paper_lifetime: timedelta = MAX_PAPER_LIFETIME,
+        signers: Iterable[SigningKey] = (),
     ) -> None:
         self._keys: dict[tuple[str, bytes], KeyRecord] = {}
         for record in keys:
@@ -253,6 +254,20 @@ class Verifier:
                     f" {record.name}."
                 )
             self._keys[place] = record
+        # The private keys held here, by the same places: a code that names
+        # one is checked by signing its body again rather than by verifying
+        # (see ``format._check_signature``), so each must be the very key
+        # its record names.
+        self._signers: dict[tuple[str, bytes], SigningKey] = {}
+        for signer in signers:
+            record = signer.record
+            place = (record.region, record.key_id)
+            if self._keys.get(place) != record or not signer.holds_its_record():
+                raise KeyConfigurationError(
+                    f"The verifier was given the private key of {record.name},"
+                    " which is not the key of a record it holds."
+                )
+            self._signers[place] = signer
         self.leeway = leeway
         self.max_screen_lifetime = max_screen_lifetime
         self.max_paper_lifetime = max_paper_lifetime
@@ -302,6 +317,7 @@ class Verifier:
             leeway=self.leeway,
             max_screen_lifetime=self.max_screen_lifetime,
             max_paper_lifetime=self.max_paper_lifetime,
+            signers=self._signers,
         )
 
 
