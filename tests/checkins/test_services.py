@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from healthcode.checkins.errors import InvalidVenue, UnknownVenue
+from healthcode.checkins.models import Checkin
 from healthcode.checkins.services import (
     checkin_counts,
     purge_checkins,
@@ -229,6 +230,50 @@ def test_a_bad_scan_is_refused_with_its_reason_and_the_rest_recorded(
     assert refusal.code == "invalid_checkin"
     assert reason in refusal.message
     assert world.count("checkins") == 1
+
+
+def test_a_batch_is_stored_field_for_field(world):
+    # A batch reaches PostgreSQL as one document and its lookups as array
+    # literals; text that needs quoting there, and instants to the
+    # microsecond, come back exactly as they were sent.
+    people = world.residents(4)
+    venue = world.venue("office")
+    devices = ['gate "A"', "back\\slash", "𠅤明 gate", "NULL"]
+    batch = [
+        world.item(
+            person,
+            venue,
+            at(9, 8, index, 0) + timedelta(microseconds=123_457 * (index + 1)),
+            at(9, 9, index) if index % 2 else None,
+            source="checkpoint-scan",
+            device_id=device,
+        )
+        for index, (person, device) in enumerate(zip(people, devices, strict=True))
+    ]
+
+    result = world.upload(batch)
+    with world.engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(
+                Checkin.resident_id,
+                Checkin.checked_in_at,
+                Checkin.checked_out_at,
+                Checkin.idempotency_key,
+                Checkin.device_id,
+            ).order_by(Checkin.resident_id)
+        ).all()
+
+    assert result.accepted == 4
+    assert [tuple(row) for row in stored] == [
+        (
+            item.resident_id,
+            item.checked_in_at,
+            item.checked_out_at,
+            item.idempotency_key,
+            item.device_id,
+        )
+        for item in batch
+    ]
 
 
 def test_accepted_check_ins_are_there_for_a_fresh_connection(world):

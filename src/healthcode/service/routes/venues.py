@@ -250,13 +250,14 @@ def door_scans(
     venue_id = _venue_of(device)
     _venue(session, venue_id)
     verifier = local_verifier(rt.codes.store)
+    holder = rt.codes.holders()
     items: list[CheckinItem] = []
     bad: list[Refusal] = []
     positions: list[int] = []
     for index, scan in enumerate(body.scans):
         try:
             verified = verifier.verify(scan.code, scan.checked_in_at)
-            resident_id = rt.codes.holder(verified.content)
+            resident_id = holder(verified.content)
         except InvalidCode as exc:
             bad.append(Refusal(index, scan.idempotency_key, exc.code, str(exc)))
             continue
