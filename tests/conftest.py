@@ -14,7 +14,8 @@ Tests on PostgreSQL carry the ``postgres`` mark and are skipped, with the
 reason printed in the header and the summary, when the variable is unset.
 
 The ``redis_cluster_url`` fixture starts, once per session, a Redis Cluster
-of three primaries on loopback ports of its own (from 7301 up), with
+of three primaries on loopback ports of its own (from 7301 up, or in the range
+``HEALTHCODE_TEST_CLUSTER_PORTS`` names), with
 ``redis-server`` and ``redis-cli --cluster create``, and stops it at the
 end. Without those programs its tests are skipped with the reason printed,
 except under CI (``CI=true``), where they fail.
@@ -54,8 +55,26 @@ POSTGRES_SKIP = f"{POSTGRES_ENV} is not set, so the PostgreSQL tests do not run.
 CLUSTER_SKIP = (
     "redis-server or redis-cli is not installed, so the Redis Cluster tests do not run."
 )
-#: Loopback ports the test cluster may take; each node's bus is its port + 10000.
-CLUSTER_PORTS = range(7301, 7400)
+CLUSTER_PORTS_ENV = "HEALTHCODE_TEST_CLUSTER_PORTS"
+
+
+def _cluster_port_range() -> tuple[range, int]:
+    """Loopback ports the test cluster may take, and its bus ports' offset.
+
+    By default from 7301, each node's bus on its port + 10000. A machine that
+    gives the suite a range of its own names it as ``low-high`` in
+    ``HEALTHCODE_TEST_CLUSTER_PORTS``: nodes take the lower half, their buses
+    the upper half, so nothing is opened outside it.
+    """
+    spec = os.environ.get(CLUSTER_PORTS_ENV)
+    if not spec:
+        return range(7301, 7400), 10000
+    low, _, high = spec.partition("-")
+    half = (int(high) - int(low) + 1) // 2
+    return range(int(low), int(low) + half), half
+
+
+CLUSTER_PORTS, CLUSTER_BUS_OFFSET = _cluster_port_range()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -66,7 +85,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         shown = sa.make_url(url).render_as_string(hide_password=True)
         lines = [f"postgres: tests run against a fresh database on {shown}"]
     if shutil.which("redis-server") and shutil.which("redis-cli"):
-        lines.append("redis cluster: three nodes of its own on loopback, from 7301")
+        lines.append(
+            "redis cluster: three nodes of its own on loopback, from"
+            f" {CLUSTER_PORTS.start}"
+        )
     else:
         lines.append(f"redis cluster: {CLUSTER_SKIP}")
     return lines
@@ -82,7 +104,9 @@ def _port_free(port: int) -> bool:
 
 
 def _cluster_ports(count: int = 3) -> list[int]:
-    free = [p for p in CLUSTER_PORTS if _port_free(p) and _port_free(p + 10000)]
+    free = [
+        p for p in CLUSTER_PORTS if _port_free(p) and _port_free(p + CLUSTER_BUS_OFFSET)
+    ]
     if len(free) < count:
         raise RuntimeError(
             f"Fewer than {count} free loopback ports in {CLUSTER_PORTS.start}"
@@ -134,6 +158,8 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                         "127.0.0.1",
                         "--cluster-enabled",
                         "yes",
+                        "--cluster-port",
+                        str(port + CLUSTER_BUS_OFFSET),
                         "--cluster-config-file",
                         str(node / "nodes.conf"),
                         "--dir",
