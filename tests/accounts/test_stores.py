@@ -3,6 +3,7 @@ server where it answers, and in a Redis Cluster of three nodes."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
 
 from healthcode.accounts.errors import StoreUnavailable
 from healthcode.accounts.stores import MemoryStore, RedisStore
@@ -190,3 +193,172 @@ def test_a_prefix_with_a_brace_is_refused() -> None:
     with pytest.raises(StoreUnavailable, match="HEALTHCODE_REDIS_PREFIX"):
         # Nothing listens on port 1; the prefix is refused before any command.
         RedisStore(redis.Redis(host="127.0.0.1", port=1), prefix="hc{1}:")
+
+
+def _ttl(store: RedisStore, key: str) -> int:
+    """Seconds Redis will keep ``key`` for, as Redis itself reports them."""
+    return int(store.client.ttl(store.prefix + key))  # type: ignore[arg-type]
+
+
+def _redis_only(store: MemoryStore | RedisStore) -> RedisStore:
+    if not isinstance(store, RedisStore):
+        pytest.skip("Redis keeps its own expiries; the memory store has its own test.")
+    return store
+
+
+def test_a_raised_counter_only_goes_up_whatever_order_raises_come_in(
+    store: MemoryStore | RedisStore,
+) -> None:
+    held = [store.raise_to("fence", value, 60) for value in (5, 3, 9, 9, 7, 0)]
+
+    assert held == [5, 5, 9, 9, 9, 9]
+    assert store.get("fence") == b"9"
+
+
+def test_raising_renews_the_expiry_even_when_the_value_stays() -> None:
+    ticking = Ticking()
+    store = MemoryStore(monotonic=ticking)
+    store.raise_to("fence", 5, 60)
+    ticking.value += 50
+
+    kept = store.raise_to("fence", 3, 60)
+    ticking.value += 50
+    still = store.get("fence")
+    ticking.value += 11
+
+    assert (kept, still) == (5, b"5")
+    assert store.get("fence") is None
+
+
+def test_redis_renews_a_raised_counters_expiry_even_when_the_value_stays(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    redis_store.raise_to("fence", 5, 60)
+    redis_store.client.expire(redis_store.prefix + "fence", 3)
+
+    kept = redis_store.raise_to("fence", 3, 600)
+
+    assert kept == 5
+    assert 590 <= _ttl(redis_store, "fence") <= 600
+    assert redis_store.get("fence") == b"5"
+
+
+def test_replace_keeps_the_expiry_and_leaves_a_missing_key_missing() -> None:
+    ticking = Ticking()
+    store = MemoryStore(monotonic=ticking)
+    store.set("s", b"one", 60)
+    ticking.value += 30
+
+    replaced = store.replace("s", b"two")
+    absent = store.replace("gone", b"two")
+    now_held = store.get("s")
+    ticking.value += 30
+
+    assert (replaced, absent, now_held) == (True, False, b"two")
+    assert store.get("s") is None
+    assert store.get("gone") is None
+
+
+def test_replace_on_redis_keeps_the_expiry_and_leaves_a_missing_key_missing(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    redis_store.set("s", b"one", 60)
+    redis_store.client.expire(redis_store.prefix + "s", 40)
+
+    replaced = redis_store.replace("s", b"two")
+    absent = redis_store.replace("gone", b"two")
+
+    assert (replaced, absent) == (True, False)
+    assert redis_store.get("s") == b"two"
+    assert 0 < _ttl(redis_store, "s") <= 40
+    assert redis_store.get("gone") is None
+    # Redis answers -2 for a key it does not hold at all.
+    assert _ttl(redis_store, "gone") == -2
+
+
+def test_read_many_without_an_open_reader_reads_as_get_many(
+    store: MemoryStore | RedisStore,
+) -> None:
+    # Keys of two slots in a cluster: a resident's entry and the fence.
+    store.set("status:{r7}", b"seven", 60)
+    store.raise_to("status-fence", 12, 60)
+
+    values = asyncio.run(store.read_many(["status:{r7}", "missing", "status-fence"]))
+
+    assert values == [b"seven", None, b"12"]
+
+
+def test_read_many_on_the_loop_that_opened_reads_uses_its_async_client(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    redis_store.set("status:{r7}", b"seven", 60)
+    redis_store.raise_to("status-fence", 12, 60)
+
+    async def on_the_service_loop() -> tuple[list[bytes | None], object]:
+        redis_store.open_reads()
+        try:
+            assert redis_store._reader is not None
+            reader = redis_store._reader[1]
+            values = await redis_store.read_many(
+                ["status:{r7}", "missing", "status-fence"]
+            )
+            return values, reader
+        finally:
+            await redis_store.close_reads()
+
+    values, reader = asyncio.run(on_the_service_loop())
+
+    assert values == [b"seven", None, b"12"]
+    assert isinstance(reader, redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster)
+    assert redis_store._reader is None
+
+
+def test_read_many_on_another_loop_falls_back_to_the_blocking_client(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    redis_store.set("a", b"one", 60)
+    service_loop = asyncio.new_event_loop()
+    other_loop = asyncio.new_event_loop()
+
+    async def open_reads() -> None:
+        redis_store.open_reads()
+
+    try:
+        service_loop.run_until_complete(open_reads())
+        # An asyncio client used from a loop it does not belong to fails;
+        # read_many must not hand it over.
+        values = other_loop.run_until_complete(redis_store.read_many(["a", "b"]))
+        on_service = service_loop.run_until_complete(redis_store.read_many(["a"]))
+    finally:
+        service_loop.run_until_complete(redis_store.close_reads())
+        service_loop.close()
+        other_loop.close()
+
+    assert values == [b"one", None]
+    assert on_service == [b"one"]
+
+
+def test_read_many_on_a_redis_that_is_down_raises_store_unavailable() -> None:
+    # Port 1 on the loopback: nothing listens there.
+    down = RedisStore(
+        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0),
+        url="redis://127.0.0.1:1/0",
+    )
+
+    async def with_reader() -> None:
+        down.open_reads()
+        try:
+            await down.read_many(["status:{r1}", "status-fence"])
+        finally:
+            await down.close_reads()
+
+    with pytest.raises(StoreUnavailable, match="Redis failed a command"):
+        asyncio.run(down.read_many(["status:{r1}", "status-fence"]))
+    with pytest.raises(StoreUnavailable, match="Redis failed a command"):
+        asyncio.run(with_reader())
+    with pytest.raises(StoreUnavailable, match="Redis failed a command"):
+        down.raise_to("status-fence", 3, 60)
