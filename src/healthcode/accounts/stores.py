@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import threading
 import time
@@ -104,6 +105,18 @@ return held
 # commits.
 _attached_lock = threading.Lock()
 _attached: dict[str, list[Store]] = {}
+
+
+def _fresh_lock_in_child() -> None:
+    # A fork copies the lock as it stands. Had another thread of the parent
+    # held it at that moment, nobody in the child would ever release it, and
+    # the child's first status commit (a full recolour's worker) would wait
+    # forever in the commit hook.
+    global _attached_lock
+    _attached_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def _database_name(engine: Engine) -> str:
