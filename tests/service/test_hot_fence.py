@@ -24,7 +24,14 @@ from healthcode.privacy.sunset import SUNSET_PHRASE, sunset
 from healthcode.service.deps import COOKIE_NAME
 
 from .conftest import NOW, ON_REDIS_CLUSTER_TOO, Clock
-from .support import ADULT, bearer, import_identities, register_me, sign_in_phone
+from .support import (
+    ADULT,
+    api_key,
+    bearer,
+    import_identities,
+    register_me,
+    sign_in_phone,
+)
 from .test_cache import fever, lab
 
 pytestmark = ON_REDIS_CLUSTER_TOO
@@ -80,6 +87,27 @@ def test_c17_a_negative_test_turns_the_refreshed_code_green_at_once(
     assert after.status_code == 200
     assert after.json()["colour"] == "green"
     assert cache.hits == hits
+
+
+def test_c17_an_online_verify_after_a_negative_test_reads_green_at_once(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    headers = yellow_resident(client, outbox, engine, tmp_path)
+    gate = api_key(engine, "checkpoint", "gate-1", NOW)
+    code = refresh(client, headers).json()["text"]
+    cache = client.app.state.runtime.cache
+    verify = {"json": {"code": code}, "headers": gate}
+    first = client.post("/v1/checkpoints/verify", **verify).json()
+    hits = cache.hits
+    second = client.post("/v1/checkpoints/verify", **verify).json()
+    served_from_store = cache.hits - hits
+
+    lab(engine, tmp_path, "LAB-1", "negative", "2026-03-10T11:00:00")
+    after = client.post("/v1/checkpoints/verify", **verify).json()
+
+    assert (first["colour"], second["colour"]) == ("yellow", "yellow")
+    assert served_from_store == 1
+    assert (after["codeColour"], after["colour"]) == ("yellow", "green")
 
 
 def test_a_write_through_an_engine_the_service_did_not_name_shows_at_its_watch(
