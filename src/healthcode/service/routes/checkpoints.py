@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from healthcode.accounts.services import ApiKeyKind
@@ -29,7 +29,16 @@ from healthcode.identity.names import mask_name
 from healthcode.identity.services import get_resident
 from healthcode.regions.peers import region_name
 from healthcode.regions.services import instance_verifier
-from healthcode.service.deps import Db, KeyRef, Now, Rt, api_key_of
+from healthcode.service.deps import (
+    KEY_SECURITY,
+    Db,
+    KeyRef,
+    Now,
+    Rt,
+    api_key_of,
+    hot_call,
+    request_api_key,
+)
 from healthcode.service.routes.residents import document_of
 from healthcode.service.runtime import Runtime
 from healthcode.service.schemas import (
@@ -45,14 +54,16 @@ Device = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT, ApiKeyKind.
 Checkpoint = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT))]
 
 
-@router.post("/verify", response_model=VerifyAnswer)
-async def verify(body: VerifyRequest, device: Device, rt: Rt, now: Now) -> VerifyAnswer:
+@router.post("/verify", response_model=VerifyAnswer, openapi_extra=KEY_SECURITY)
+async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer:
     """Verify a screen or paper code and give the holder's colour now.
 
     A refused code is answered 422 with the verifier's stable code
     (invalid_code, expired_code, unknown_key, revoked_key, ...).
     """
-    del device
+    # A hot path: the caller is read from the request (healthcode.service.deps).
+    rt, now = hot_call(request)
+    await request_api_key(rt, request, now, ApiKeyKind.CHECKPOINT, ApiKeyKind.VENUE)
     claimed, _, _ = parse_code(body.code)
     if claimed.region not in local_verifier(rt.codes.store).regions:
         return await run_in_threadpool(_peer_code, body.code, rt, now)

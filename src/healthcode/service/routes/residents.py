@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from sqlalchemy.orm import Session
 
 from healthcode.family.services import register_self, resident_of
@@ -22,14 +22,14 @@ from healthcode.identity.names import mask_name
 from healthcode.officials.models import Appeal
 from healthcode.officials.services import appeals_of, file_appeal
 from healthcode.service.deps import (
+    SESSION_SECURITY,
     AccountCaller,
     AccountRef,
-    Bearer,
     Db,
     Now,
     Rt,
-    SessionCookie,
-    session_token,
+    hot_call,
+    request_session_token,
 )
 from healthcode.service.errors import FeedRefused
 from healthcode.service.feeding import Actor, import_rows, report_body
@@ -114,14 +114,15 @@ def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAns
     return status_of(rt, session, resident_of(session, caller.id), now)
 
 
-@router.get("/v1/residents/me/code", response_model=CodeAnswer)
-async def my_code(
-    rt: Rt, now: Now, bearer: Bearer, cookie: SessionCookie
-) -> CodeAnswer:
+@router.get(
+    "/v1/residents/me/code", response_model=CodeAnswer, openapi_extra=SESSION_SECURITY
+)
+async def my_code(request: Request) -> CodeAnswer:
     """A fresh signed screen code, valid for minutes; ask again for a new one."""
-    # The hot path (healthcode.service.hot): its dependencies are all
-    # coroutines and, when the store holds the status, so is the refresh.
-    token, transport = session_token(bearer, cookie)
+    # The hot path (healthcode.service.hot): when the store holds the status
+    # it runs on the event loop, with no dependency but the request.
+    rt, now = hot_call(request)
+    token, transport = request_session_token(request)
     return code_answer(await rt.hot.refresh(token, transport, now))
 
 
