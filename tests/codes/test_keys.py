@@ -339,3 +339,31 @@ def test_a_subject_secret_made_readable_to_others_is_refused_after_a_read(
 
     with pytest.raises(KeyConfigurationError, match="0644"):
         store.subject_secret("310000")
+
+
+def test_held_signing_keys_are_the_private_keys_still_on_disk(
+    store: KeyStore,
+) -> None:
+    old = store.generate("310000", NOW)
+    new = store.rotate("310000", NOW, lead=timedelta(0))
+    store.generate("420100", NOW)
+
+    held = {key.record.name for key in store.held_signing_keys()}
+
+    # The rotated key stopped signing at once, so its private key is gone.
+    assert new.name in held
+    assert old.name not in held
+    assert len(held) == 2
+
+
+def test_an_unusable_private_key_is_left_out_with_a_log_line(store: KeyStore) -> None:
+    record = store.generate("310000", NOW)
+    os.chmod(store.directory / f"{record.name}.key", 0o644)
+
+    with capture_logs() as logs:
+        held = store.held_signing_keys()
+
+    assert held == []
+    assert [(e["event"], e["key"]) for e in logs] == [
+        ("private_key_unusable", record.name)
+    ]

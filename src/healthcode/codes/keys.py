@@ -366,6 +366,12 @@ class KeyStore:
                 held.append(self._load_signing_key(record))
             except KeyConfigurationError as exc:
                 log.warning("private_key_unusable", key=record.name, reason=str(exc))
+            except OSError as exc:
+                # A file this process may not read (another user's, say)
+                # leaves the key to be checked by its public half.
+                log.warning(
+                    "private_key_unusable", key=record.name, reason=exc.strerror
+                )
         return held
 
     def subject_secret(self, region: str) -> bytes:
