@@ -403,10 +403,10 @@ def _any(column: Any, values: Iterable[int | str]) -> Any:
 
     The values are a set to join with, not a list to test each row against:
     ``column = ANY(:array)`` lets the planner pick a scan that compares every
-    row of a partition with every value (with collation-aware comparisons
-    for text), which it does for a partition it still thinks small, and a
-    day's partition starts empty; a semi-join against the unnested array is
-    either a hash join or an index probe per value, cheap either way.
+    row with every value, which it does for a table it thinks small. This
+    serves tables of settled size whose statistics the planner holds, such
+    as the residents; the check-ins, whose day partitions start empty and
+    fill during the day, are probed per value instead (see _SEEN_KEYS_PG).
     """
     from sqlalchemy.dialects.postgresql import ARRAY
 
