@@ -232,12 +232,6 @@ def test_an_expired_session_is_refused_though_it_knows_its_resident(
     assert expired.json()["message"].startswith("The session has ended")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The sunset deletes every status without a status write, so the store's"
-    " copy stands and the hot refresh signs codes from the store until the"
-    " cached ingredients expire.",
-)
 def test_no_code_is_signed_for_anyone_after_the_sunset(
     client: Any, outbox: Any, engine: Engine, tmp_path: Path
 ) -> None:

@@ -39,6 +39,7 @@ from healthcode.privacy.counts import record_counts, replay_counts
 from healthcode.privacy.errors import SunsetNotConfirmed
 from healthcode.privacy.models import AuditSeal
 from healthcode.privacy.seals import SealKeys, seal, verify_audit
+from healthcode.status.services import retire_statuses
 
 __all__ = ["KEPT_TABLES", "SUNSET_PHRASE", "SunsetReport", "sunset"]
 
@@ -101,6 +102,9 @@ def sunset(
             if table.name not in KEPT_TABLES and table.name in present
         ]
         report.deleted = _clear(session, cleared)
+        # Every status is gone: statuses kept in the store (for the service's
+        # hot paths) are retired with them, as after any status write.
+        retire_statuses(session.connection())
         append(
             session,
             at=now,

@@ -187,8 +187,9 @@ class FenceWatch:
         while True:
             try:
                 await asyncio.to_thread(self.check)
-            except sa.exc.SQLAlchemyError as exc:
-                # A database that does not answer is reported by health;
-                # the watch tries again at its next look.
+            except Exception as exc:
+                # A database that does not answer is reported by health; this
+                # or any other failure of one look must not end the watch,
+                # which tries again at its next look.
                 log.warning("status_fence_unread", error=type(exc).__name__)
             await asyncio.sleep(self.every)

@@ -337,6 +337,15 @@ def _take_guard(connection: Connection, *, records_changed: bool) -> int:
     return int(row.records_version)
 
 
+def retire_statuses(connection: Connection) -> None:
+    """Count a status write in this transaction, for a writer outside the recolour.
+
+    A writer that deletes or replaces statuses by other means (the sunset)
+    calls it so that statuses kept elsewhere are not served after it commits.
+    """
+    _take_guard(connection, records_changed=True)
+
+
 def _records_version(connection: Connection) -> int:
     return int(
         connection.execute(
