@@ -8,6 +8,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -362,3 +363,63 @@ def test_read_many_on_a_redis_that_is_down_raises_store_unavailable() -> None:
         asyncio.run(with_reader())
     with pytest.raises(StoreUnavailable, match="Redis failed a command"):
         down.raise_to("status-fence", 3, 60)
+
+
+def _on_a_service_loop(store: MemoryStore | RedisStore, work: Any) -> Any:
+    async def run() -> Any:
+        if isinstance(store, RedisStore):
+            store.open_reads()
+        try:
+            return await work()
+        finally:
+            if isinstance(store, RedisStore):
+                await store.close_reads()
+
+    return asyncio.run(run())
+
+
+def test_read_following_reads_what_a_value_leads_to(
+    store: MemoryStore | RedisStore,
+) -> None:
+    store.set("session:abc", b'{"id":5,"resident":42}', 60)
+    store.set("session:new", b'{"id":6}', 60)
+    store.set("status:{r42}", b"green", 60)
+    store.raise_to("status-fence", 3, 60)
+    keys = ["status:{r#}", "code-ingredients:{r#}", "status-fence"]
+
+    known = _on_a_service_loop(
+        store, lambda: store.read_following("session:abc", "resident", keys)
+    )
+    unknown = _on_a_service_loop(
+        store, lambda: store.read_following("session:new", "resident", keys)
+    )
+    missing = _on_a_service_loop(
+        store, lambda: store.read_following("session:gone", "resident", keys)
+    )
+
+    assert known == (b'{"id":5,"resident":42}', [b"green", None, b"3"])
+    assert unknown == (b'{"id":6}', None)
+    assert missing == (None, None)
+
+
+def test_write_many_sets_replaces_and_raises_in_one_go(
+    store: MemoryStore | RedisStore,
+) -> None:
+    store.set("session:abc", b"old", 60)
+    store.raise_to("status-fence", 9, 60)
+
+    store.write_many(
+        [("status:{r1}", b"green", 60), ("code-ingredients:{r1}", b"name", 60)],
+        [("session:abc", b"new"), ("session:gone", b"ghost")],
+        [("status-fence", 4, 60), ("other-fence", 2, 60)],
+    )
+
+    assert store.get_many(
+        ["status:{r1}", "code-ingredients:{r1}", "session:abc", "session:gone"]
+    ) == [b"green", b"name", b"new", None]
+    assert store.get_many(["status-fence", "other-fence"]) == [b"9", b"2"]
+
+
+def test_a_prefix_with_a_hash_is_refused() -> None:
+    with pytest.raises(StoreUnavailable, match="must not hold '#'"):
+        RedisStore(redis.Redis(), prefix="healthcode#1:")

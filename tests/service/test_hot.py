@@ -161,6 +161,9 @@ def test_a_refresh_without_redis_answers_from_the_database(
         def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
             raise StoreUnavailable("Redis failed a command (ConnectionError).")
 
+        def write_many(self, *writes: Any) -> None:
+            raise StoreUnavailable("Redis failed a command (ConnectionError).")
+
         def get(self, key: str) -> bytes | None:
             raise StoreUnavailable("Redis failed a command (ConnectionError).")
 

@@ -90,6 +90,7 @@ __all__ = [
     "session_in",
     "session_key",
     "session_principal",
+    "session_with_resident",
     "verify_sign_in_code",
 ]
 
@@ -449,9 +450,14 @@ def remember_resident(store: Store, token_key: str, raw: bytes, resident: int) -
     An account's resident is set once, when the phone registers, and never
     changes after, so a session may hold it for the rest of its life.
     """
+    store.replace(token_key, session_with_resident(raw, resident))
+
+
+def session_with_resident(raw: bytes, resident: int) -> bytes:
+    """A stored session value that also names the account's resident."""
     value = orjson.loads(raw)
     value["resident"] = resident
-    store.replace(token_key, orjson.dumps(value))
+    return orjson.dumps(value)
 
 
 def session_principal(

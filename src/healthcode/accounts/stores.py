@@ -248,6 +248,19 @@ class Store(Protocol):
         """Put ``value`` under ``key`` only if it holds one, keeping its expiry."""
         ...
 
+    def write_many(
+        self,
+        sets: Sequence[tuple[str, bytes, float]],
+        replaces: Sequence[tuple[str, bytes]] = (),
+        raises: Sequence[tuple[str, int, float]] = (),
+    ) -> None:
+        """:meth:`set`, :meth:`replace` and :meth:`raise_to` each of these.
+
+        One round trip on a single Redis server; no order among them is
+        promised, nor that all or none are done.
+        """
+        ...
+
     def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
         """Make the counter under ``key`` at least ``value``; return what it holds.
 
@@ -330,6 +343,19 @@ class MemoryStore:
                 return False
             self._values[key] = (bytes(value), entry[1])
             return True
+
+    def write_many(
+        self,
+        sets: Sequence[tuple[str, bytes, float]],
+        replaces: Sequence[tuple[str, bytes]] = (),
+        raises: Sequence[tuple[str, int, float]] = (),
+    ) -> None:
+        for key, value, ttl in sets:
+            self.set(key, value, ttl)
+        for key, value in replaces:
+            self.replace(key, value)
+        for key, number, ttl in raises:
+            self.raise_to(key, number, ttl)
 
     def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
         with self._lock:
@@ -539,6 +565,39 @@ class RedisStore:
             lambda: self.client.set(self._key(key), value, xx=True, keepttl=True)
         )
         return bool(done)
+
+    def write_many(
+        self,
+        sets: Sequence[tuple[str, bytes, float]],
+        replaces: Sequence[tuple[str, bytes]] = (),
+        raises: Sequence[tuple[str, int, float]] = (),
+    ) -> None:
+        if self.clustered:
+            # A cluster's pipeline sends each command to its slot's node in
+            # any case; the scripts go one by one.
+            for key, value, ttl in sets:
+                self.set(key, value, ttl)
+            for key, value in replaces:
+                self.replace(key, value)
+            for key, number, ttl in raises:
+                self.raise_to(key, number, ttl)
+            return
+
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            for key, value, ttl in sets:
+                pipe.set(self._key(key), value, ex=_whole_seconds(ttl))
+            for key, value in replaces:
+                pipe.set(self._key(key), value, xx=True, keepttl=True)
+            for key, number, ttl in raises:
+                self._raise(
+                    keys=[self._key(key)],
+                    args=[number, _whole_seconds(ttl)],
+                    client=pipe,
+                )
+            pipe.execute()
+
+        self._run(run)
 
     def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
         full = self._key(key)

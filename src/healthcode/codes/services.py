@@ -206,7 +206,10 @@ class CodeService:
         region. A busy service keeps them between refreshes and signs with
         :meth:`screen_code_with`.
         """
-        resident = self._resident(session, resident_id)
+        return self.ingredients_of(self._resident(session, resident_id))
+
+    def ingredients_of(self, resident: Resident) -> tuple[str, str]:
+        """:meth:`ingredients` of a resident already read."""
         return _code_name(mask_name(resident.name)), self._region_for(resident)
 
     def screen_code_with(

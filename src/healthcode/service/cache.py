@@ -82,20 +82,35 @@ class StatusCache:
             return view
         stored = session.get(Status, resident_id)
         recheck_at = stored.recheck_at if stored is not None else None
-        expires = next_daily_expiry(now, self.daily_expiry, self.zone)
-        if recheck_at is not None:
-            expires = min(expires, recheck_at)
-        ttl = (expires - now).total_seconds()
-        if ttl >= 1:
+        entry = self.entry(view, fence, recheck_at, now)
+        if entry is not None:
             with contextlib.suppress(StoreUnavailable):
-                self.store.set(
-                    key, orjson.dumps(_entry(view, fence, expires, recheck_at)), ttl
-                )
+                self.store.set(*entry)
         # The count was read in this snapshot, so it has committed: the
         # store's copy may be raised to it (a copy lost with a restarted
         # store comes back this way).
         raise_copy(self.store, fence)
         return view
+
+    def entry(
+        self,
+        view: StatusView,
+        fence: int,
+        recheck_at: datetime | None,
+        now: datetime,
+    ) -> tuple[str, bytes, float] | None:
+        """The store key, value and lifetime that keep ``view`` under ``fence``.
+
+        None when the status would expire within a second anyway.
+        """
+        expires = next_daily_expiry(now, self.daily_expiry, self.zone)
+        if recheck_at is not None:
+            expires = min(expires, recheck_at)
+        ttl = (expires - now).total_seconds()
+        if ttl < 1:
+            return None
+        value = orjson.dumps(_entry(view, fence, expires, recheck_at))
+        return self.key(view.resident_id), value, ttl
 
     def current(
         self, resident_id: int, raw: bytes | None, fence: int, now: datetime

@@ -20,6 +20,7 @@ import contextlib
 from datetime import datetime
 
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -33,17 +34,19 @@ from healthcode.accounts.services import (
     api_key_entry,
     check_api_key,
     live_key_in,
-    remember_resident,
     session_in,
     session_key,
+    session_with_resident,
 )
 from healthcode.accounts.stores import Store, resident_key, resident_key_pattern
 from healthcode.codes.format import Colour, VerifiedCode
 from healthcode.codes.services import CodeService, IssuedCode, local_verifier
 from healthcode.family.errors import NotRegistered
+from healthcode.identity.models import Resident
 from healthcode.service.cache import StatusCache
-from healthcode.status.fence import FENCE_KEY, stored_fence
-from healthcode.status.services import StatusView
+from healthcode.status.fence import FENCE_KEY, FENCE_TTL_SECONDS, stored_fence
+from healthcode.status.models import RecolorGuard, Status
+from healthcode.status.services import StatusView, is_current, status_view
 
 __all__ = ["CodeIngredients", "HotPaths"]
 
@@ -63,6 +66,12 @@ class CodeIngredients:
         """The store key of a resident's ingredients."""
         return resident_key(CodeIngredients.KIND, resident_id)
 
+    def entry(
+        self, resident_id: int, name: str, region: str
+    ) -> tuple[str, bytes, float]:
+        """The store key, value and lifetime of a resident's ingredients."""
+        return self.key(resident_id), orjson.dumps([name, region]), self.ttl_seconds
+
     @staticmethod
     def decode(raw: bytes) -> tuple[str, str]:
         name, region = orjson.loads(raw)
@@ -81,8 +90,28 @@ class CodeIngredients:
             return self.decode(raw)
         name, region = self.codes.ingredients(session, resident_id)
         with contextlib.suppress(StoreUnavailable):
-            self.store.set(key, orjson.dumps([name, region]), self.ttl_seconds)
+            self.store.set(*self.entry(resident_id, name, region))
         return name, region
+
+
+# The cold refresh's one read: the account's resident, the status fence, the
+# resident and their status. The fence row may be missing on a database no
+# status was ever written to; it counts as 0, as in the status cache.
+_COLD = (
+    sa.select(
+        Account.resident_id,
+        sa.select(RecolorGuard.writes)
+        .where(RecolorGuard.id == 1)
+        .scalar_subquery()
+        .label("fence"),
+        Resident,
+        Status,
+    )
+    .select_from(Account)
+    .outerjoin(Resident, Resident.id == Account.resident_id)
+    .outerjoin(Status, Status.resident_id == Account.resident_id)
+    .where(Account.id == sa.bindparam("account_id"))
+)
 
 
 class HotPaths:
@@ -160,11 +189,7 @@ class HotPaths:
         principal, resident_id = session_in(raw, transport, now)
         if principal.kind != "account":
             raise OutOfScope("This is for residents and guardians signed in by phone.")
-        if resident_id is None:
-            resident_id = await run_in_threadpool(
-                self._resident_of, principal.id, key, raw
-            )
-        if follows is None:
+        if resident_id is not None and follows is None:
             follows = await self._stored(
                 [
                     self.cache.key(resident_id),
@@ -172,29 +197,76 @@ class HotPaths:
                     FENCE_KEY,
                 ]
             )
-        status, ingredients, fence = follows
-        view = self._served(resident_id, status, fence, now)
-        if view is None or ingredients is None:
-            return await run_in_threadpool(
-                self._refresh_from_database, resident_id, now
-            )
-        name, region = self.ingredients.decode(ingredients)
+        if resident_id is not None and follows is not None:
+            status, ingredients, fence = follows
+            view = self._served(resident_id, status, fence, now)
+            if view is not None and ingredients is not None:
+                name, region = self.ingredients.decode(ingredients)
+                return self.codes.screen_code_with(
+                    resident_id, name, region, Colour(view.colour), now
+                )
+        return await run_in_threadpool(
+            self._cold_refresh, principal.id, key, raw, resident_id, now
+        )
+
+    def _cold_refresh(
+        self,
+        account_id: int,
+        key: str,
+        raw: bytes | None,
+        known: int | None,
+        now: datetime,
+    ) -> IssuedCode:
+        """A refresh the store could not answer: one read and one write back.
+
+        The account's resident, the fence, the resident and their status
+        come in one statement, so the status is cached under the count of
+        the same snapshot; the session, the status, the ingredients and the
+        fence's copy go back to the store in one round trip. A status that
+        is missing or due for a re-evaluation takes the transaction path.
+        """
+        with Session(self.reads) as session:
+            row = session.execute(_COLD, {"account_id": account_id}).one_or_none()
+        if row is None:
+            raise NotSignedIn("The session's account no longer exists.")
+        resident_id, fence, resident, status = row
+        if resident_id is None:
+            raise NotRegistered("This phone has not registered as a resident yet.")
+        replaces = []
+        if known is None and raw is not None:
+            replaces.append((key, session_with_resident(raw, resident_id)))
+        if resident is None or status is None or not is_current(status, now):
+            self._write_back([], replaces, None)
+            return self._refresh_from_database(resident_id, now)
+        self.cache.misses += 1
+        view = status_view(status)
+        name, region = self.codes.ingredients_of(resident)
+        sets = [self.ingredients.entry(resident_id, name, region)]
+        entry = self.cache.entry(view, int(fence or 0), status.recheck_at, now)
+        if entry is not None:
+            sets.append(entry)
+        self._write_back(sets, replaces, int(fence or 0))
         return self.codes.screen_code_with(
             resident_id, name, region, Colour(view.colour), now
         )
 
-    def _resident_of(self, account_id: int, key: str, raw: bytes | None) -> int:
-        with Session(self.reads) as session:
-            account = session.get(Account, account_id)
-            if account is None:
-                raise NotSignedIn("The session's account no longer exists.")
-            resident_id = account.resident_id
-        if resident_id is None:
-            raise NotRegistered("This phone has not registered as a resident yet.")
-        if raw is not None:
+    def _write_back(
+        self,
+        sets: list[tuple[str, bytes, float]],
+        replaces: list[tuple[str, bytes]],
+        fence: int | None,
+    ) -> None:
+        raises = [] if fence is None else [(FENCE_KEY, fence, FENCE_TTL_SECONDS)]
+        if self.sessions is not self.store:
+            for name, value in replaces:
+                with contextlib.suppress(StoreUnavailable):
+                    self.sessions.replace(name, value)
+            replaces = []
+        if sets or replaces or raises:
+            # The store is a copy: what it does not take now is read again
+            # from the database next time.
             with contextlib.suppress(StoreUnavailable):
-                remember_resident(self.sessions, key, raw, resident_id)
-        return resident_id
+                self.store.write_many(sets, replaces, raises)
 
     def _refresh_from_database(self, resident_id: int, now: datetime) -> IssuedCode:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():

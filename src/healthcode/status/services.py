@@ -667,7 +667,7 @@ class StatusView:
 def current_status(session: Session, resident_id: int, now: datetime) -> StatusView:
     """The resident's status as of ``now``, re-evaluated if it has gone stale."""
     status = session.get(Status, resident_id)
-    if status is None or (status.recheck_at is not None and status.recheck_at <= now):
+    if not is_current(status, now):
         if session.get(Resident, resident_id) is None:
             raise UnknownResident("No resident has that identity document.")
         recolor_residents(session, [resident_id], now, "time", records_changed=False)
@@ -676,8 +676,13 @@ def current_status(session: Session, resident_id: int, now: datetime) -> StatusV
         status = session.get(Status, resident_id)
         if status is None:
             raise UnknownResident("No resident has that identity document.")
+    return status_view(status)
+
+
+def status_view(status: Status) -> StatusView:
+    """The view of a stored status row."""
     return StatusView(
-        resident_id=resident_id,
+        resident_id=status.resident_id,
         colour=status.colour,
         reasons=status.reasons,
         as_of=status.as_of,
@@ -685,6 +690,11 @@ def current_status(session: Session, resident_id: int, now: datetime) -> StatusV
         changes_to=status.changes_to,
         rule_set=status.rule_set,
     )
+
+
+def is_current(status: Status | None, now: datetime) -> bool:
+    """Whether a stored status still holds at ``now`` without a re-evaluation."""
+    return status is not None and (status.recheck_at is None or status.recheck_at > now)
 
 
 def status_history(session: Session, resident_id: int) -> list[StatusEvent]:
