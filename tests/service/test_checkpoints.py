@@ -151,3 +151,12 @@ def test_only_checkpoints_look_people_up(
 
     assert by_venue.status_code == 403
     assert by_phone.status_code == 401
+
+
+def test_a_verify_without_a_key_is_refused_before_its_code_is_read(
+    client: Any,
+) -> None:
+    answer = client.post("/v1/checkpoints/verify", json={"code": "HCZ1:not a code"})
+
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "invalid_api_key"

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -306,15 +307,35 @@ class KeyStore:
         # still has the same identity still has the same content, and a
         # change made by another process is seen on the next read.
         self._read: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._listing: tuple[tuple[int, int, int], tuple[KeyRecord, ...]] | None = None
 
     # Reading
 
     def records(self) -> list[KeyRecord]:
-        """Return every key record, by region, role and start."""
-        if not self.directory.is_dir():
+        """Return every key record, by region, role and start.
+
+        The records are listed again only when the folder changes: every
+        record is written by renaming a new file into place, which changes
+        the folder. A listing taken within a second of the folder's change
+        is not kept, since a second change in the same tick of its clock
+        would not show. A record rewritten in place by hand shows when the
+        folder next changes.
+        """
+        try:
+            folder = self.directory.stat()
+        except FileNotFoundError:
             return []
+        if not stat.S_ISDIR(folder.st_mode):
+            return []
+        identity = _identity(folder)
+        held = self._listing
+        if held is not None and held[0] == identity:
+            return list(held[1])
         records = [self._read_record(path) for path in self.directory.glob("*.json")]
-        return sorted(records, key=lambda r: (r.region, r.role, r.valid_from))
+        records.sort(key=lambda r: (r.region, r.role, r.valid_from))
+        if time.time_ns() - folder.st_mtime_ns > _SETTLED_NS:
+            self._listing = (identity, tuple(records))
+        return records
 
     def record(self, region: str, key_id: bytes | str) -> KeyRecord:
         """Return the record of one key; raise :class:`KeyStoreError` if absent."""
@@ -617,6 +638,11 @@ def _write_private(path: Path, data: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(data)
+
+
+# How long after a folder's change its listing is trusted to stay: longer
+# than the coarsest clock tick a file system here keeps times in.
+_SETTLED_NS = 1_000_000_000
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int]:

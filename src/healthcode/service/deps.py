@@ -61,7 +61,6 @@ __all__ = [
     "SESSION_SECURITY",
     "hot_call",
     "principal_of",
-    "request_api_key",
     "request_session_token",
     "session_token",
 ]
@@ -147,15 +146,6 @@ def request_session_token(request: Request) -> tuple[str, Transport]:
         else None
     )
     return session_token(bearer, request.cookies.get(COOKIE_NAME))
-
-
-async def request_api_key(
-    rt: Runtime, request: Request, now: datetime, *kinds: ApiKeyKind
-) -> KeyRef:
-    """The live API key in the request's ``X-API-Key``, of one of ``kinds``."""
-    live = await rt.hot.api_key(request.headers.get("x-api-key") or "", now)
-    require_key_kind(live, *kinds)
-    return live
 
 
 def session_token(

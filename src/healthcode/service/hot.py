@@ -29,17 +29,20 @@ from healthcode.accounts.errors import NotSignedIn, OutOfScope, StoreUnavailable
 from healthcode.accounts.models import Account
 from healthcode.accounts.services import (
     API_KEY_GENERATION,
+    ApiKeyKind,
     LiveKey,
     Transport,
     api_key_entry,
     check_api_key,
     live_key_in,
+    require_key_kind,
     session_in,
     session_key,
     session_with_resident,
 )
 from healthcode.accounts.stores import Store, resident_key, resident_key_pattern
-from healthcode.codes.format import Colour, VerifiedCode
+from healthcode.codes.errors import InvalidCode
+from healthcode.codes.format import Colour, VerifiedCode, parse_code
 from healthcode.codes.services import CodeService, IssuedCode, local_verifier
 from healthcode.family.errors import NotRegistered
 from healthcode.identity.models import Resident
@@ -276,15 +279,46 @@ class HotPaths:
             resident_id, name, region, Colour(view.colour), now
         )
 
-    async def verify(self, code: str, now: datetime) -> tuple[VerifiedCode, StatusView]:
-        """Verify ``code`` and read its holder's status now."""
-        verified = local_verifier(self.codes.store).verify(code, now)
-        resident_id = self.codes.holder(verified.content)
-        status, fence = await self._stored([self.cache.key(resident_id), FENCE_KEY])
-        view = self._served(resident_id, status, fence, now)
-        if view is not None:
-            return verified, view
-        return verified, await run_in_threadpool(self._status, resident_id, now)
+    async def checkpoint_verify(
+        self, key: str, code: str, now: datetime, *kinds: ApiKeyKind
+    ) -> tuple[VerifiedCode, StatusView] | None:
+        """Check the device's ``key``, verify ``code`` and read its holder's status.
+
+        One store read serves both the key and the status: the holder is
+        read from the code before its signature is checked, and nothing is
+        answered from it until the key is found live and the code verified.
+        None when the code names another region, which the caller verifies
+        against its peers once this has checked the key.
+        """
+        names = [api_key_entry(key), API_KEY_GENERATION]
+        verifier = local_verifier(self.codes.store)
+        # A code that cannot be read is refused after the key is checked, so
+        # that a caller without a live key learns nothing about codes.
+        try:
+            claimed, _, _ = parse_code(code)
+            local = claimed.region in verifier.regions
+        except InvalidCode:
+            claimed, local = None, True
+        resident_id = None
+        if claimed is not None and local:
+            with contextlib.suppress(InvalidCode):
+                resident_id = self.codes.holder(claimed)
+        if resident_id is not None:
+            names += [self.cache.key(resident_id), FENCE_KEY]
+        stored = await self._stored(names)
+        live = live_key_in(stored[0], stored[1], now)
+        if live is None:
+            live = await run_in_threadpool(self._api_key, key, stored[1], now)
+        require_key_kind(live, *kinds)
+        if not local:
+            return None
+        verified = verifier.verify(code, now)
+        holder = self.codes.holder(verified.content)
+        if holder == resident_id:
+            view = self._served(holder, stored[2], stored[3], now)
+            if view is not None:
+                return verified, view
+        return verified, await run_in_threadpool(self._status, holder, now)
 
     async def api_key(self, key: str, now: datetime) -> LiveKey:
         """The live API key ``key``, from the store while its generation holds."""

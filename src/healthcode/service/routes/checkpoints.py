@@ -22,8 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from healthcode.accounts.services import ApiKeyKind
 from healthcode.audit.services import append
 from healthcode.codes.errors import StatusListNotHeld
-from healthcode.codes.format import Purpose, parse_code
-from healthcode.codes.services import local_verifier
+from healthcode.codes.format import Purpose
 from healthcode.identity.models import Resident
 from healthcode.identity.names import mask_name
 from healthcode.identity.services import get_resident
@@ -37,7 +36,6 @@ from healthcode.service.deps import (
     Rt,
     api_key_of,
     hot_call,
-    request_api_key,
 )
 from healthcode.service.routes.residents import document_of
 from healthcode.service.runtime import Runtime
@@ -63,11 +61,16 @@ async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer:
     """
     # A hot path: the caller is read from the request (healthcode.service.deps).
     rt, now = hot_call(request)
-    await request_api_key(rt, request, now, ApiKeyKind.CHECKPOINT, ApiKeyKind.VENUE)
-    claimed, _, _ = parse_code(body.code)
-    if claimed.region not in local_verifier(rt.codes.store).regions:
+    checked = await rt.hot.checkpoint_verify(
+        request.headers.get("x-api-key") or "",
+        body.code,
+        now,
+        ApiKeyKind.CHECKPOINT,
+        ApiKeyKind.VENUE,
+    )
+    if checked is None:
         return await run_in_threadpool(_peer_code, body.code, rt, now)
-    verified, view = await rt.hot.verify(body.code, now)
+    verified, view = checked
     content = verified.content
     return VerifyAnswer(
         valid=True,
