@@ -337,3 +337,17 @@ def test_the_key_directory_comes_from_the_environment_else_keys(monkeypatch):
     assert from_env == Path("/srv/healthcode/keys")
     assert default == Path("keys")
     assert given == Path("elsewhere")
+
+
+def test_a_code_signed_from_ingredients_reads_back_as_it_was_described(
+    store: KeyStore,
+) -> None:
+    service = CodeService(store, region="610100")
+    at = datetime(2026, 3, 2, 9, 15, 30, 400_000, tzinfo=UTC)
+
+    issued = service.screen_code_with(42, "\u0041\u030a*", "610100", Colour.YELLOW, at)
+    read_back = service._issued(issued.text, service._issuer("610100", at))
+
+    assert issued == read_back
+    assert issued.masked_name == "\u00c5*"
+    assert issued.issued_at == datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC)

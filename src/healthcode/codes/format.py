@@ -521,13 +521,20 @@ class Issuer:
         self, resident_id: int, masked_name: str, colour: Colour, at: datetime
     ) -> str:
         """Return a screen code showing ``colour`` for the resident."""
+        return self.screen_code_and_times(resident_id, masked_name, colour, at)[0]
+
+    def screen_code_and_times(
+        self, resident_id: int, masked_name: str, colour: Colour, at: datetime
+    ) -> tuple[str, datetime, datetime]:
+        """:meth:`screen_code`, with when it was issued and until when it holds."""
         if not isinstance(colour, Colour):
             raise CodeParameterError(f"The colour {colour!r} is not a Colour.")
         issued = self._issue_instant(at)
         until = min(issued + self.screen_ttl, self._next_expiry(issued))
-        return self._sign(
+        text = self._sign(
             Purpose.SCREEN, colour, resident_id, masked_name, issued, until, None
         )
+        return text, issued, until
 
     def paper_code(
         self, resident_id: int, masked_name: str, status_index: int, at: datetime

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from healthcode.accounts.services import ApiKeyKind
@@ -45,6 +46,7 @@ from healthcode.service.schemas import (
     VerifyAnswer,
     VerifyRequest,
 )
+from healthcode.service.shapes import json_answer
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
 
@@ -53,7 +55,7 @@ Checkpoint = Annotated[KeyRef, Depends(api_key_of(ApiKeyKind.CHECKPOINT))]
 
 
 @router.post("/verify", response_model=VerifyAnswer, openapi_extra=KEY_SECURITY)
-async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer:
+async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer | Response:
     """Verify a screen or paper code and give the holder's colour now.
 
     A refused code is answered 422 with the verifier's stable code
@@ -72,7 +74,7 @@ async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer:
         return await run_in_threadpool(_peer_code, body.code, rt, now)
     verified, view = checked
     content = verified.content
-    return VerifyAnswer(
+    answer = VerifyAnswer(
         valid=True,
         purpose="paper" if content.purpose is Purpose.PAPER else "screen",
         colour=view.colour,  # type: ignore[arg-type]
@@ -83,6 +85,7 @@ async def verify(body: VerifyRequest, request: Request) -> VerifyAnswer:
         valid_until=content.valid_until,
         as_of=view.as_of,
     )
+    return json_answer(answer)
 
 
 def _peer_code(text: str, rt: Runtime, now: datetime) -> VerifyAnswer:

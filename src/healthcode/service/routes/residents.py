@@ -11,6 +11,7 @@ import secrets
 from datetime import datetime
 
 from fastapi import APIRouter, Request, status
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from healthcode.family.services import register_self, resident_of
@@ -46,7 +47,12 @@ from healthcode.service.schemas import (
     ResidentAnswer,
     StatusAnswer,
 )
-from healthcode.service.shapes import code_answer, history_event, status_answer
+from healthcode.service.shapes import (
+    code_answer,
+    history_event,
+    json_answer,
+    status_answer,
+)
 from healthcode.status.services import status_history
 
 router = APIRouter(tags=["residents"])
@@ -117,13 +123,13 @@ def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAns
 @router.get(
     "/v1/residents/me/code", response_model=CodeAnswer, openapi_extra=SESSION_SECURITY
 )
-async def my_code(request: Request) -> CodeAnswer:
+async def my_code(request: Request) -> Response:
     """A fresh signed screen code, valid for minutes; ask again for a new one."""
     # The hot path (healthcode.service.hot): when the store holds the status
     # it runs on the event loop, with no dependency but the request.
     rt, now = hot_call(request)
     token, transport = request_session_token(request)
-    return code_answer(await rt.hot.refresh(token, transport, now))
+    return json_answer(code_answer(await rt.hot.refresh(token, transport, now)))
 
 
 @router.get("/v1/residents/me/history", response_model=list[HistoryEvent])
