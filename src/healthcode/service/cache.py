@@ -5,10 +5,13 @@ A cached status is served only while three things hold:
 * no status has been written since it was cached. Every writer of statuses
   (an import, a recolour, an override, a read that found a status stale)
   first raises ``recolor_guard.writes``; the cache keeps the value it saw
-  and compares it with the current one, one primary-key read of a one-row
-  table. So a recolour anywhere, by this process, another worker or the
-  command line, retires every cached status at once, and nothing older than
-  the stored ``as_of`` is ever served;
+  and compares it with the current one: :meth:`StatusCache.status` with the
+  database's, one primary-key read of a one-row table, and the hot paths
+  (:mod:`healthcode.service.hot`) with the store's copy of it, which every
+  writer raises before it commits (:mod:`healthcode.status.fence`). So a
+  recolour anywhere, by this process, another worker or the command line,
+  retires every cached status at once, and nothing older than the stored
+  ``as_of`` is ever served;
 * its ``recheck_at`` has not passed (time may have changed the colour);
 * the day has not turned (cached statuses expire at the daily expiry,
   00:00 in the region's zone by default, like the codes).
