@@ -350,12 +350,7 @@ class MemoryStore:
         replaces: Sequence[tuple[str, bytes]] = (),
         raises: Sequence[tuple[str, int, float]] = (),
     ) -> None:
-        for key, value, ttl in sets:
-            self.set(key, value, ttl)
-        for key, value in replaces:
-            self.replace(key, value)
-        for key, number, ttl in raises:
-            self.raise_to(key, number, ttl)
+        _one_by_one(self, sets, replaces, raises)
 
     def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
         with self._lock:
@@ -575,12 +570,7 @@ class RedisStore:
         if self.clustered:
             # A cluster's pipeline sends each command to its slot's node in
             # any case; the scripts go one by one.
-            for key, value, ttl in sets:
-                self.set(key, value, ttl)
-            for key, value in replaces:
-                self.replace(key, value)
-            for key, number, ttl in raises:
-                self.raise_to(key, number, ttl)
+            _one_by_one(self, sets, replaces, raises)
             return
 
         def run() -> None:
@@ -646,6 +636,21 @@ class RedisStore:
                 self.client.delete(name)
 
         self._run(run)
+
+
+def _one_by_one(
+    store: Store,
+    sets: Sequence[tuple[str, bytes, float]],
+    replaces: Sequence[tuple[str, bytes]],
+    raises: Sequence[tuple[str, int, float]],
+) -> None:
+    """:meth:`Store.write_many` as one command per write."""
+    for key, value, ttl in sets:
+        store.set(key, value, ttl)
+    for key, value in replaces:
+        store.replace(key, value)
+    for key, number, ttl in raises:
+        store.raise_to(key, number, ttl)
 
 
 def _number_in(value: bytes | None, field: str) -> str | None:
