@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
 
 
@@ -27,10 +29,16 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+def _json_line(value: Any, **options: Any) -> str:
+    return orjson.dumps(value, default=options.get("default")).decode()
+
+
 def configure(log_format: str = "console", level: int = logging.INFO) -> None:
     renderer: structlog.typing.Processor
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer()
+        # orjson writes a line in a tenth of the standard library's time, and
+        # every request writes one.
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(

@@ -748,8 +748,8 @@ def test_no_log_line_of_either_region_names_the_visitor(world: World) -> None:
     }
     name_escaped = json.dumps("林小雨")[1:-1]
 
-    assert '"event": "peer_call"' in logs[XIAN]
-    assert '"route": "/v1/peers/status"' in logs[GUANGZHOU]
+    assert '"event":"peer_call"' in logs[XIAN]
+    assert '"route":"/v1/peers/status"' in logs[GUANGZHOU]
     for text in logs.values():
         assert VISITOR not in text
         assert "林小雨" not in text

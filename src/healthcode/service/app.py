@@ -172,6 +172,10 @@ def create_app(
         summary="Health codes computed from department records, with their reasons.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        # The service configures no OpenTelemetry provider, and FastAPI's own
+        # telemetry looked for one on every request; the request log line
+        # (RequestLog) is what the service says about each answer.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_error_handlers(app)
