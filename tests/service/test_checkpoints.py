@@ -160,3 +160,47 @@ def test_a_verify_without_a_key_is_refused_before_its_code_is_read(
 
     assert answer.status_code == 401
     assert answer.json()["code"] == "invalid_api_key"
+
+
+def _code_of_another_authority(tmp_path: Path) -> str:
+    """A well-signed screen code of our region whose key and secret are not ours."""
+    from healthcode.codes.format import Colour
+    from healthcode.codes.keys import KeyStore
+    from healthcode.codes.services import CodeService
+
+    other = CodeService(KeyStore(tmp_path / "other-keys"), region="610100")
+    return other.screen_code_with(1, "张*", "610100", Colour.GREEN, NOW).text
+
+
+def test_a_verify_with_a_dead_key_says_nothing_of_a_foreign_reference(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    # The holder is read from a code of a region served here before the key
+    # is checked; a reference that does not open here must not be told
+    # apart from any other code until the key is found live and of the
+    # right kind.
+    headers = registered(client, outbox, engine, tmp_path)
+    client.get("/v1/residents/me/code", headers=headers)
+    code = _code_of_another_authority(tmp_path)
+    department = api_key(engine, "department", "health", NOW, ["lab-results"])
+    unknown = {"X-API-Key": "hck_" + "a" * 43}
+
+    body = {"code": code}
+    refused = client.post("/v1/checkpoints/verify", json=body, headers=unknown)
+    wrong = client.post("/v1/checkpoints/verify", json=body, headers=department)
+
+    assert (refused.status_code, refused.json()["code"]) == (401, "invalid_api_key")
+    assert (wrong.status_code, wrong.json()["code"]) == (403, "out_of_scope")
+
+
+def test_a_code_signed_by_an_unknown_key_of_our_region_is_an_unknown_key(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    headers = registered(client, outbox, engine, tmp_path)
+    client.get("/v1/residents/me/code", headers=headers)
+    code = _code_of_another_authority(tmp_path)
+    gate = api_key(engine, "checkpoint", "gate-1", NOW)
+
+    answer = client.post("/v1/checkpoints/verify", json={"code": code}, headers=gate)
+
+    assert (answer.status_code, answer.json()["code"]) == (422, "unknown_key")

@@ -41,7 +41,7 @@ from healthcode.accounts.services import (
     session_with_resident,
 )
 from healthcode.accounts.stores import Store, resident_key, resident_key_pattern
-from healthcode.codes.errors import InvalidCode
+from healthcode.codes.errors import InvalidCode, InvalidReference
 from healthcode.codes.format import Colour, VerifiedCode, parse_code
 from healthcode.codes.services import CodeService, IssuedCode, local_verifier
 from healthcode.family.errors import NotRegistered
@@ -301,7 +301,10 @@ class HotPaths:
             claimed, local = None, True
         resident_id = None
         if claimed is not None and local:
-            with contextlib.suppress(InvalidCode):
+            # A reference that does not open here is no more telling than
+            # any other bad code: it is refused, if at all, by the verifier
+            # after the key, never before.
+            with contextlib.suppress(InvalidCode, InvalidReference):
                 resident_id = self.codes.holder(claimed)
         if resident_id is not None:
             names += [self.cache.key(resident_id), FENCE_KEY]
