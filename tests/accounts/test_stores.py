@@ -423,3 +423,18 @@ def test_write_many_sets_replaces_and_raises_in_one_go(
 def test_a_prefix_with_a_hash_is_refused() -> None:
     with pytest.raises(StoreUnavailable, match="must not hold '#'"):
         RedisStore(redis.Redis(), prefix="healthcode#1:")
+
+
+def test_write_many_raises_a_counter_on_a_redis_that_forgot_its_scripts(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    if redis_store.clustered:
+        pytest.skip("A cluster's writes go one by one, each loading its script.")
+    redis_store.raise_to("status-fence", 3, 60)
+    # A digest the server never saw, as after a restart of Redis.
+    redis_store._raise.sha = "0" * 40
+
+    redis_store.write_many([], [], [("status-fence", 8, 60)])
+
+    assert redis_store.get("status-fence") == b"8"

@@ -54,7 +54,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException
 from sqlalchemy.engine import Engine
 
 from healthcode.accounts.errors import StoreUnavailable
@@ -579,13 +579,23 @@ class RedisStore:
                 pipe.set(self._key(key), value, ex=_whole_seconds(ttl))
             for key, value in replaces:
                 pipe.set(self._key(key), value, xx=True, keepttl=True)
+            # By its digest: a script object in a pipeline asks the server
+            # whether it holds the script first, a round trip of its own.
             for key, number, ttl in raises:
-                self._raise(
-                    keys=[self._key(key)],
-                    args=[number, _whole_seconds(ttl)],
-                    client=pipe,
+                pipe.evalsha(
+                    self._raise.sha, 1, self._key(key), number, _whole_seconds(ttl)
                 )
-            pipe.execute()
+            answers = pipe.execute(raise_on_error=False)
+            for answer, (key, number, ttl) in zip(
+                answers[len(answers) - len(raises) :], raises, strict=True
+            ):
+                if isinstance(answer, NoScriptError):
+                    self.raise_to(key, number, ttl)
+                elif isinstance(answer, Exception):
+                    raise answer
+            for answer in answers[: len(answers) - len(raises)]:
+                if isinstance(answer, Exception):
+                    raise answer
 
         self._run(run)
 
