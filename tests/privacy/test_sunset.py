@@ -261,3 +261,38 @@ def test_the_flag_confirms_without_asking(invoke, engine: Engine) -> None:
     assert "Type" not in result.output
     assert "Kept" in result.output
     assert _rows(engine, Resident.__table__) == 0
+
+
+def test_after_the_sunset_no_device_key_kept_in_the_store_is_accepted(
+    engine: Engine, keys: SealKeys
+) -> None:
+    # The sunset deletes every API key; a device whose key was checked a
+    # moment before must not go on sending data for the minute its checked
+    # key is kept in the service's store.
+    from healthcode.accounts.services import (
+        API_KEY_GENERATION,
+        api_key_entry,
+        check_api_key,
+        live_key_in,
+    )
+    from healthcode.accounts.stores import MemoryStore, attach_store, detach_store
+
+    store = MemoryStore()
+    attach_store(engine, store)
+    try:
+        with Session(engine) as session, session.begin():
+            _, key = create_api_key(session, "checkpoint", "gate-9", NOW)
+        with Session(engine) as session:
+            check_api_key(session, store, key, store.get(API_KEY_GENERATION), NOW)
+        assert live_key_in(
+            store.get(api_key_entry(key)), store.get(API_KEY_GENERATION), NOW
+        )
+
+        sunset(engine, NOW, keys, zone=ZONE, confirmation=SUNSET_PHRASE)
+
+        kept = live_key_in(
+            store.get(api_key_entry(key)), store.get(API_KEY_GENERATION), NOW
+        )
+        assert kept is None
+    finally:
+        detach_store(engine, store)

@@ -86,6 +86,7 @@ __all__ = [
     "request_sign_in_code",
     "require_key_kind",
     "require_permission",
+    "note_api_keys_changed",
     "revoke_api_key",
     "session_in",
     "session_key",
@@ -866,6 +867,15 @@ def _keys_rolled_back(session: Session) -> None:
     session.info.pop(_KEYS_CHANGED, None)
 
 
+def note_api_keys_changed(session: Session) -> None:
+    """Retire every checked key kept in the store once ``session`` commits.
+
+    For a writer that revokes or deletes keys; the generation is raised
+    after the commit (the listener above).
+    """
+    session.info[_KEYS_CHANGED] = True
+
+
 def revoke_api_key(session: Session, key_id: int, now: datetime) -> ApiKey:
     """Revoke a key from ``now`` on; revoking twice keeps the first time."""
     row = session.get(ApiKey, key_id)
@@ -874,7 +884,7 @@ def revoke_api_key(session: Session, key_id: int, now: datetime) -> ApiKey:
     if row.revoked_at is None:
         row.revoked_at = now
         session.flush()
-        session.info[_KEYS_CHANGED] = True
+        note_api_keys_changed(session)
         log.info("api_key_revoked", api_key_id=row.id)
     return row
 

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import healthcode.models  # noqa: F401  (every table, for the list below)
+from healthcode.accounts.services import note_api_keys_changed
 from healthcode.audit.models import AuditHead
 from healthcode.audit.services import append
 from healthcode.db import Base
@@ -105,6 +106,9 @@ def sunset(
         # Every status is gone: statuses kept in the store (for the service's
         # hot paths) are retired with them, as after any status write.
         retire_statuses(session.connection())
+        # Every API key is gone too: a device's key checked a moment ago and
+        # kept in the store must not be accepted for the minute it is kept.
+        note_api_keys_changed(session)
         append(
             session,
             at=now,
