@@ -161,6 +161,7 @@ def open_database(url: str | None = None, *, must_exist: bool = False) -> Engine
     than a new empty database: a command that only reads would otherwise
     answer "nobody is registered" from a file it has just created.
     """
+    configured = url is None
     if url is None:
         from healthcode.config import get_settings
 
@@ -188,7 +189,8 @@ def open_database(url: str | None = None, *, must_exist: bool = False) -> Engine
     except Exception:
         engine.dispose()
         raise
-    _attach_configured_store(engine)
+    if configured:
+        _attach_configured_store(engine)
     return engine
 
 
@@ -204,17 +206,23 @@ def _attach_configured_store(engine: Engine) -> None:
     from healthcode.config import get_settings
 
     settings = get_settings()
-    if not settings.redis_url or settings.database_url != str(
-        engine.url.render_as_string(hide_password=False)
-    ):
+    if not settings.redis_url:
         return
-    try:
-        store = RedisStore.from_url(settings.redis_url, settings.redis_prefix)
-    except StoreUnavailable:
-        # The store is a copy, never the record: the service's watch brings
-        # it level within a second of the store answering again.
-        return
+    named = (settings.redis_url, settings.redis_prefix)
+    store = _configured_stores.get(named)
+    if store is None:
+        try:
+            store = RedisStore.from_url(*named)
+        except StoreUnavailable:
+            # The store is a copy, never the record: the service's watch
+            # brings it level within a second of the store answering again.
+            return
+        _configured_stores[named] = store
     attach_store(engine, store)
+
+
+# One store per configured Redis, however many engines a process opens.
+_configured_stores: dict[tuple[str, str], Any] = {}
 
 
 def _sqlite_instant(value: str) -> datetime:
