@@ -204,3 +204,26 @@ def test_a_code_signed_by_an_unknown_key_of_our_region_is_an_unknown_key(
     answer = client.post("/v1/checkpoints/verify", json={"code": code}, headers=gate)
 
     assert (answer.status_code, answer.json()["code"]) == (422, "unknown_key")
+
+
+def test_a_key_revoked_after_it_was_checked_is_refused_at_once(
+    client: Any, outbox: Any, engine: Engine, tmp_path: Path
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from healthcode.accounts.models import ApiKey
+    from healthcode.accounts.services import revoke_api_key
+
+    headers = registered(client, outbox, engine, tmp_path)
+    gate = api_key(engine, "checkpoint", "gate-1", NOW)
+    code = client.get("/v1/residents/me/code", headers=headers).json()["text"]
+    before = client.post("/v1/checkpoints/verify", json={"code": code}, headers=gate)
+    with Session(engine) as session, session.begin():
+        key_id = session.query(ApiKey.id).filter(ApiKey.scope == "gate-1").scalar()
+        revoke_api_key(session, key_id, NOW)
+
+    after = client.post("/v1/checkpoints/verify", json={"code": code}, headers=gate)
+
+    assert before.status_code == 200
+    assert after.status_code == 401
+    assert after.json()["code"] == "invalid_api_key"
