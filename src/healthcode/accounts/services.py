@@ -80,13 +80,12 @@ __all__ = [
     "limit_official_sign_in",
     "live_key_in",
     "normalize_phone",
+    "note_api_keys_changed",
     "open_session",
     "provisioning_uri",
-    "remember_resident",
     "request_sign_in_code",
     "require_key_kind",
     "require_permission",
-    "note_api_keys_changed",
     "revoke_api_key",
     "session_in",
     "session_key",
@@ -429,9 +428,9 @@ def session_in(
     """The caller in a stored session value, and their resident once known.
 
     A token works only the way it was handed out, so a cookie's token
-    copied into a header is refused. The resident is kept in the session by
-    :func:`remember_resident` after the first look-up, so that a refresh
-    need not ask the database whose phone this is.
+    copied into a header is refused. The resident is kept in the session
+    (:func:`session_with_resident`) after the first look-up, so that a
+    refresh need not ask the database whose phone this is.
     """
     if raw is None:
         raise _ended()
@@ -445,17 +444,12 @@ def session_in(
     return principal, int(resident) if resident is not None else None
 
 
-def remember_resident(store: Store, token_key: str, raw: bytes, resident: int) -> None:
-    """Keep the account's resident in its session, if the session still exists.
+def session_with_resident(raw: bytes, resident: int) -> bytes:
+    """A stored session value that also names the account's resident.
 
     An account's resident is set once, when the phone registers, and never
     changes after, so a session may hold it for the rest of its life.
     """
-    store.replace(token_key, session_with_resident(raw, resident))
-
-
-def session_with_resident(raw: bytes, resident: int) -> bytes:
-    """A stored session value that also names the account's resident."""
     value = orjson.loads(raw)
     value["resident"] = resident
     return orjson.dumps(value)
@@ -471,9 +465,12 @@ def session_principal(
     """
     key = session_key(token)
     raw = store.get(key)
-    if raw is not None and _over(raw, now):
-        store.delete(key)
-    principal, _ = session_in(raw, transport, now)
+    try:
+        principal, _ = session_in(raw, transport, now)
+    except NotSignedIn:
+        if raw is not None and _over(raw, now):
+            store.delete(key)
+        raise
     return principal
 
 
@@ -748,11 +745,8 @@ def _refused_key() -> InvalidApiKey:
 
 def authenticate_api_key(session: Session, key: str, now: datetime) -> ApiKey:
     """The live key row for ``key``, or :class:`InvalidApiKey`."""
-    row = session.scalars(
-        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(_well_formed(key)))
-    ).one_or_none()
-    if row is None or (row.revoked_at is not None and row.revoked_at <= now):
-        raise _refused_key()
+    row = _key_row(session, key)
+    _refuse_if_revoked(row.revoked_at, now)
     return row
 
 
@@ -760,6 +754,20 @@ def _well_formed(key: object) -> str:
     if not isinstance(key, str) or not key.startswith(_KEY_PREFIX) or len(key) > 100:
         raise _refused_key()
     return key
+
+
+def _key_row(session: Session, key: object) -> ApiKey:
+    row = session.scalars(
+        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(_well_formed(key)))
+    ).one_or_none()
+    if row is None:
+        raise _refused_key()
+    return row
+
+
+def _refuse_if_revoked(revoked_at: datetime | None, now: datetime) -> None:
+    if revoked_at is not None and revoked_at <= now:
+        raise _refused_key()
 
 
 # Checked keys in the store. A door device or a checkpoint sends its key
@@ -813,8 +821,7 @@ def live_key_in(
     if entry["generation"] != (generation or b"0").decode():
         return None
     revoked = entry["revokedAt"]
-    if revoked is not None and datetime.fromisoformat(revoked) <= now:
-        raise _refused_key()
+    _refuse_if_revoked(datetime.fromisoformat(revoked) if revoked else None, now)
     return LiveKey(
         entry["id"], entry["kind"], entry["scope"], tuple(entry["feedKinds"])
     )
@@ -831,11 +838,7 @@ def check_api_key(
 
     ``generation`` is the store's value, read before the row.
     """
-    row = session.scalars(
-        sa.select(ApiKey).where(ApiKey.key_hash == _key_hash(_well_formed(key)))
-    ).one_or_none()
-    if row is None:
-        raise _refused_key()
+    row = _key_row(session, key)
     entry = {
         "generation": (generation or b"0").decode(),
         "id": row.id,
@@ -846,8 +849,7 @@ def check_api_key(
     }
     with contextlib.suppress(StoreUnavailable):
         store.set(api_key_entry(key), orjson.dumps(entry), _KEY_ENTRY_SECONDS)
-    if row.revoked_at is not None and row.revoked_at <= now:
-        raise _refused_key()
+    _refuse_if_revoked(row.revoked_at, now)
     return LiveKey(row.id, row.kind, row.scope, tuple(row.feed_kinds or ()))
 
 
