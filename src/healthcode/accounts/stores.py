@@ -334,7 +334,9 @@ class MemoryStore:
     async def read_following(
         self, key: str, field: str, keys: Sequence[str]
     ) -> tuple[bytes | None, list[bytes | None] | None]:
-        return _follow(self.get(key), field, keys, self.get_many)
+        first = self.get(key)
+        names = _followed(first, field, keys)
+        return first, None if names is None else self.get_many(names)
 
     def replace(self, key: str, value: bytes) -> bool:
         with self._lock:
@@ -529,10 +531,8 @@ class RedisStore:
             or self.clustered
         ):
             (first,) = await self.read_many([key])
-            number = _number_in(first, field)
-            if number is None:
-                return first, None
-            return first, await self.read_many([k.replace("#", number) for k in keys])
+            names = _followed(first, field, keys)
+            return first, None if names is None else await self.read_many(names)
         if not _LEAD.fullmatch(field):
             raise ValueError("A field to follow is a plain name.")
         script = self._follow.get(reader[0])
@@ -663,23 +663,19 @@ def _one_by_one(
         store.raise_to(key, number, ttl)
 
 
-def _number_in(value: bytes | None, field: str) -> str | None:
-    if value is None:
+def _followed(first: bytes | None, field: str, keys: Sequence[str]) -> list[str] | None:
+    """``keys`` with ``#`` replaced by the whole number ``field`` in ``first``.
+
+    None when ``first`` holds no such number; the script ``_FOLLOW`` does
+    the same inside Redis.
+    """
+    if first is None:
         return None
-    found = re.search(rb'"' + re.escape(field.encode()) + rb'":(\d+)', value)
-    return found.group(1).decode() if found else None
-
-
-def _follow(
-    first: bytes | None,
-    field: str,
-    keys: Sequence[str],
-    get_many: Callable[[Sequence[str]], list[bytes | None]],
-) -> tuple[bytes | None, list[bytes | None] | None]:
-    number = _number_in(first, field)
-    if number is None:
-        return first, None
-    return first, get_many([k.replace("#", number) for k in keys])
+    found = re.search(rb'"' + re.escape(field.encode()) + rb'":(\d+)', first)
+    if found is None:
+        return None
+    number = found.group(1).decode()
+    return [k.replace("#", number) for k in keys]
 
 
 _AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster

@@ -121,15 +121,14 @@ class HotPaths:
     """The code refresh and the online verify, from the store when they can be.
 
     Both run on the event loop and, when the store holds what they need,
-    read nothing but the store: a refresh reads the session (which keeps
-    the account's resident once known), then the status, the ingredients
-    and the store's copy of the status fence in one command, and signs; an
-    online verify checks the code and reads the status and the fence in one
-    command. A status the store does not hold, or holds under another
-    fence, is read in a thread through :meth:`StatusCache.status` in a
-    transaction, as everywhere else. See :mod:`healthcode.status.fence` for
-    why the store's copy of the fence retires a cached status as surely as
-    the database's count would.
+    read nothing but the store, once: a refresh reads the session (which
+    keeps the account's resident once known) with the status, the
+    ingredients and the store's copy of the status fence, and signs; an
+    online verify reads the device's checked key with the holder's status
+    and the fence, then verifies the code. What the store does not hold, or
+    holds under another fence, is read in a thread from the database. See
+    :mod:`healthcode.status.fence` for why the store's copy of the fence
+    retires a cached status as surely as the database's count would.
     """
 
     def __init__(
@@ -309,9 +308,7 @@ class HotPaths:
         if resident_id is not None:
             names += [self.cache.key(resident_id), FENCE_KEY]
         stored = await self._stored(names)
-        live = live_key_in(stored[0], stored[1], now)
-        if live is None:
-            live = await run_in_threadpool(self._api_key, key, stored[1], now)
+        live = await self._live_key(key, stored[0], stored[1], now)
         require_key_kind(live, *kinds)
         if not local:
             return None
@@ -325,8 +322,13 @@ class HotPaths:
 
     async def api_key(self, key: str, now: datetime) -> LiveKey:
         """The live API key ``key``, from the store while its generation holds."""
-        name = api_key_entry(key)
-        raw, generation = await self._stored([name, API_KEY_GENERATION])
+        raw, generation = await self._stored([api_key_entry(key), API_KEY_GENERATION])
+        return await self._live_key(key, raw, generation, now)
+
+    async def _live_key(
+        self, key: str, raw: bytes | None, generation: bytes | None, now: datetime
+    ) -> LiveKey:
+        # The stored entry while its generation holds, else the key's row.
         live = live_key_in(raw, generation, now)
         if live is not None:
             return live
