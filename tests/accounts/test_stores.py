@@ -438,3 +438,81 @@ def test_write_many_raises_a_counter_on_a_redis_that_forgot_its_scripts(
     redis_store.write_many([], [], [("status-fence", 8, 60)])
 
     assert redis_store.get("status-fence") == b"8"
+
+
+def test_reads_started_in_one_turn_share_one_round_trip(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    if redis_store.clustered:
+        pytest.skip("A cluster's reads go node by node, not batched.")
+    for n in range(1, 21):
+        redis_store.set(f"status:{{r{n}}}", f"colour-{n}".encode(), 60)
+    redis_store.set("session:s7", b'{"id":7,"resident":7}', 60)
+    batches: list[int] = []
+
+    async def reads() -> list[Any]:
+        assert redis_store._reader is not None
+        batcher = redis_store._reader[2]
+        assert batcher is not None
+        send_one = batcher._send_one
+
+        async def counted(batch: list[Any]) -> None:
+            batches.append(len(batch))
+            await send_one(batch)
+
+        batcher._send_one = counted  # type: ignore[method-assign]
+        return await asyncio.gather(
+            *(redis_store.read_many([f"status:{{r{n}}}", "gone"]) for n in range(1, 21)),
+            redis_store.read_following("session:s7", "resident", ["status:{r#}"]),
+        )
+
+    answers = _on_a_service_loop(redis_store, reads)
+
+    assert answers[:20] == [[f"colour-{n}".encode(), None] for n in range(1, 21)]
+    assert answers[20] == (b'{"id":7,"resident":7}', [b"colour-7"])
+    assert batches == [21]
+
+
+def test_read_following_loads_its_script_again_after_a_redis_restart(
+    store: MemoryStore | RedisStore,
+) -> None:
+    redis_store = _redis_only(store)
+    if redis_store.clustered:
+        pytest.skip("A cluster's reads follow without a script.")
+    redis_store.set("session:s1", b'{"id":1,"resident":3}', 60)
+    redis_store.set("status:{r3}", b"yellow", 60)
+    # What a restarted server has forgotten.
+    redis_store.client.script_flush()
+
+    answer = _on_a_service_loop(
+        redis_store,
+        lambda: redis_store.read_following("session:s1", "resident", ["status:{r#}"]),
+    )
+
+    assert answer == (b'{"id":1,"resident":3}', [b"yellow"])
+
+
+def test_every_read_of_a_failed_batch_raises_store_unavailable() -> None:
+    # Port 1 on the loopback: nothing listens there.
+    down = RedisStore(
+        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0),
+        url="redis://127.0.0.1:1/0",
+    )
+
+    async def reads() -> list[Any]:
+        down.open_reads()
+        try:
+            return await asyncio.gather(
+                down.read_many(["status:{r1}"]),
+                down.read_many(["status:{r2}"]),
+                down.read_following("session:x", "resident", ["status:{r#}"]),
+                return_exceptions=True,
+            )
+        finally:
+            await down.close_reads()
+
+    answers = asyncio.run(reads())
+
+    assert [type(a) for a in answers] == [StoreUnavailable] * 3
+    assert all("Redis failed a command" in str(a) for a in answers)

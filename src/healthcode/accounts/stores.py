@@ -41,6 +41,7 @@ keeps a value before forgetting it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
 import re
@@ -160,6 +161,7 @@ for i = 2, #ARGV do
 end
 return out
 """
+_FOLLOW_SHA = hashlib.sha1(_FOLLOW.encode()).hexdigest()
 _LEAD = re.compile(r"[A-Za-z]+")
 
 
@@ -431,8 +433,9 @@ class RedisStore:
         self.url = url
         self._incr = client.register_script(_INCR)
         self._raise = client.register_script(_RAISE)
-        self._reader: tuple[asyncio.AbstractEventLoop, _AsyncClient] | None = None
-        self._follow: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._reader: (
+            tuple[asyncio.AbstractEventLoop, _AsyncClient, _Batches | None] | None
+        ) = None
 
     @property
     def clustered(self) -> bool:
@@ -493,22 +496,25 @@ class RedisStore:
         one in its lifespan and closes it there (:meth:`close_reads`); on any
         other loop :meth:`read_many` reads as :meth:`get_many` does.
         """
-        self._reader = (asyncio.get_running_loop(), _async_twin(self.client, self.url))
+        client = _async_twin(self.client, self.url)
+        batches = None if self.clustered else _Batches(client)
+        self._reader = (asyncio.get_running_loop(), client, batches)
 
     async def close_reads(self) -> None:
         reader, self._reader = self._reader, None
         if reader is not None:
-            self._follow.pop(reader[0], None)
             await reader[1].aclose()
 
     async def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
         reader = self._reader
         if reader is None or reader[0] is not asyncio.get_running_loop():
             return self.get_many(keys)
-        client = reader[1]
+        client, batches = reader[1], reader[2]
         names = [self._key(k) for k in keys]
         try:
-            if isinstance(client, redis.asyncio.cluster.RedisCluster):
+            if batches is not None:
+                values = await batches.run("MGET", *names)
+            elif isinstance(client, redis.asyncio.cluster.RedisCluster):
                 values = await client.mget_nonatomic(names)
             else:
                 values = await client.mget(names)
@@ -528,21 +534,30 @@ class RedisStore:
         if (
             reader is None
             or reader[0] is not asyncio.get_running_loop()
-            or self.clustered
+            or reader[2] is None
         ):
             (first,) = await self.read_many([key])
             names = _followed(first, field, keys)
             return first, None if names is None else await self.read_many(names)
         if not _LEAD.fullmatch(field):
             raise ValueError("A field to follow is a plain name.")
-        script = self._follow.get(reader[0])
-        if script is None:
-            script = self._follow[reader[0]] = reader[1].register_script(_FOLLOW)
+        batches = reader[2]
+        command = (
+            "EVALSHA",
+            _FOLLOW_SHA,
+            1,
+            self._key(key),
+            field,
+            *(self._key(k) for k in keys),
+        )
         try:
-            values = await script(
-                keys=[self._key(key)],
-                args=[field, *(self._key(k) for k in keys)],
-            )
+            try:
+                values = await batches.run(*command)
+            except NoScriptError:
+                # A restarted server has forgotten the script; it is loaded
+                # once more and the read repeated.
+                await reader[1].script_load(_FOLLOW)
+                values = await batches.run(*command)
         except _REDIS_ERRORS as exc:
             raise StoreUnavailable(
                 f"Redis failed a command ({type(exc).__name__})."
@@ -646,6 +661,76 @@ class RedisStore:
                 self.client.delete(name)
 
         self._run(run)
+
+
+class _Batches:
+    """Reads from the requests of one event loop, sent to Redis together.
+
+    A loaded worker starts several requests in one turn of its event loop,
+    and each wants one read. Sent one by one, every read is a round trip of
+    its own, and on a busy machine the system calls and the waking of the
+    server cost more than the read. Here the reads asked for while a batch
+    is on its way wait for it and then go together, as one pipeline: at rest
+    a read leaves at once, under load many share one round trip. Each read
+    gets its own answer or its own error; a batch that fails as a whole
+    fails every read in it.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.client = client
+        self.waiting: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    def run(self, *command: Any) -> asyncio.Future[Any]:
+        """The answer to ``command``, sent with the others of its turn."""
+        loop = asyncio.get_running_loop()
+        answer = loop.create_future()
+        self.waiting.append((command, answer))
+        if self.sender is None:
+            # The task's first step runs after the requests already started
+            # in this turn of the loop, so their reads join this batch.
+            self.sender = loop.create_task(self._send())
+        return answer
+
+    async def _send(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting, []
+                await self._send_one(batch)
+        finally:
+            self.sender = None
+
+    async def _send_one(
+        self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]
+    ) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for command, _ in batch:
+            pipe.execute_command(*command)
+        try:
+            answers = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            # Every read of the batch is answered, whatever went wrong, so
+            # that no request waits for an answer that never comes.
+            failure = (
+                exc
+                if isinstance(exc, redis.RedisError)
+                else redis.ConnectionError(type(exc).__name__)
+            )
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(failure)
+            return
+        except BaseException:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        for (_, answer), value in zip(batch, answers, strict=True):
+            if answer.done():
+                continue
+            if isinstance(value, Exception):
+                answer.set_exception(value)
+            else:
+                answer.set_result(value)
 
 
 def _one_by_one(
