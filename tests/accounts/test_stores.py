@@ -462,8 +462,11 @@ def test_reads_started_in_one_turn_share_one_round_trip(
             await send_one(batch)
 
         batcher._send_one = counted  # type: ignore[method-assign]
+        many = [
+            redis_store.read_many([f"status:{{r{n}}}", "gone"]) for n in range(1, 21)
+        ]
         return await asyncio.gather(
-            *(redis_store.read_many([f"status:{{r{n}}}", "gone"]) for n in range(1, 21)),
+            *many,
             redis_store.read_following("session:s7", "resident", ["status:{r#}"]),
         )
 
