@@ -256,3 +256,30 @@ def test_an_oversized_peer_query_is_refused_before_it_is_read_whole(
     assert answer.status_code == 413
     assert answer.json()["code"] == "upload_too_large"
     assert "65536 bytes" in answer.json()["message"]
+
+
+def _matched_in_order(routes: list[Any]) -> list[tuple[str, str]]:
+    """Every API route as (method, path), in the order requests meet them."""
+    found = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            found += _matched_in_order(inner.routes)
+        elif hasattr(route, "methods") and route.path.startswith("/v1/"):
+            found += [(method, route.path) for method in sorted(route.methods)]
+    return found
+
+
+def test_the_hot_paths_are_matched_right_after_health(client: TestClient) -> None:
+    # Each route a request passes over costs a few microseconds of matching;
+    # a phone's refresh and a door's verify are one request each.
+    order = _matched_in_order(client.app.routes)  # type: ignore[attr-defined]
+
+    first = order[:5]
+
+    assert first[0] == ("GET", "/v1/health")
+    for hot in (
+        ("POST", "/v1/checkpoints/verify"),
+        ("GET", "/v1/residents/me/code"),
+    ):
+        assert hot in first, f"{hot} is matched at place {order.index(hot)}"

@@ -85,6 +85,19 @@ def resident_answer(
     )
 
 
+# First of this router's routes, since routes are matched in order.
+@router.get(
+    "/v1/residents/me/code", response_model=CodeAnswer, openapi_extra=SESSION_SECURITY
+)
+async def my_code(request: Request) -> Response:
+    """A fresh signed screen code, valid for minutes; ask again for a new one."""
+    # The hot path (healthcode.service.hot): when the store holds the status
+    # it runs on the event loop, with no dependency but the request.
+    rt, now = hot_call(request)
+    token, transport = request_session_token(request)
+    return json_answer(code_answer(await rt.hot.refresh(token, transport, now)))
+
+
 @router.post(
     "/v1/residents/me",
     status_code=status.HTTP_201_CREATED,
@@ -118,18 +131,6 @@ def me(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> ResidentAnswer:
 def my_status(caller: AccountCaller, rt: Rt, session: Db, now: Now) -> StatusAnswer:
     """The colour, every reason for it, as-of time and next change."""
     return status_of(rt, session, resident_of(session, caller.id), now)
-
-
-@router.get(
-    "/v1/residents/me/code", response_model=CodeAnswer, openapi_extra=SESSION_SECURITY
-)
-async def my_code(request: Request) -> Response:
-    """A fresh signed screen code, valid for minutes; ask again for a new one."""
-    # The hot path (healthcode.service.hot): when the store holds the status
-    # it runs on the event loop, with no dependency but the request.
-    rt, now = hot_call(request)
-    token, transport = request_session_token(request)
-    return json_answer(code_answer(await rt.hot.refresh(token, transport, now)))
 
 
 @router.get("/v1/residents/me/history", response_model=list[HistoryEvent])

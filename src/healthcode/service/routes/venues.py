@@ -134,6 +134,68 @@ def _record(
     )
 
 
+# First of this router's routes, since routes are matched in order.
+@router.post(
+    "/v1/checkpoints/checkins", response_model=CheckinAnswer, tags=["checkpoints"]
+)
+def door_scans(
+    body: DoorScansRequest, device: DoorDevice, rt: Rt, session: Db, now: Now
+) -> CheckinAnswer:
+    """Record scans of residents' codes at a venue's door, queued or live.
+
+    Each code is verified at the time it was scanned; a scan whose code is
+    refused is listed with its reason and the others are recorded.
+    """
+    venue_id = _venue_of(device)
+    _venue(session, venue_id)
+    verifier = local_verifier(rt.codes.store)
+    holder = rt.codes.holders()
+    items: list[CheckinItem] = []
+    bad: list[Refusal] = []
+    positions: list[int] = []
+    for index, scan in enumerate(body.scans):
+        try:
+            verified = verifier.verify(scan.code, scan.checked_in_at)
+            resident_id = holder(verified.content)
+        except InvalidCode as exc:
+            bad.append(Refusal(index, scan.idempotency_key, exc.code, str(exc)))
+            continue
+        positions.append(index)
+        items.append(
+            CheckinItem(
+                idempotency_key=scan.idempotency_key,
+                venue_id=venue_id,
+                resident_id=resident_id,
+                checked_in_at=scan.checked_in_at,
+                checked_out_at=scan.checked_out_at,
+                source="checkpoint-scan",
+                device_id=device.scope,
+            )
+        )
+    result = _record(rt, session, items, now)
+    # The service numbered the scans it was given; put the refusals back at
+    # their places in the upload.
+    result.refused = [
+        Refusal(positions[r.index], r.idempotency_key, r.code, r.message)
+        for r in result.refused
+    ] + bad
+    append(
+        session,
+        at=now,
+        actor=device.actor,
+        actor_role=device.kind,
+        action="checkins.record",
+        subject=f"venue:{venue_id}",
+        details={
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "extended": result.extended,
+            "refused": len(result.refused),
+        },
+    )
+    return _checkin_answer(result)
+
+
 @router.post(
     "/v1/officials/venues",
     response_model=VenueAnswer,
@@ -234,64 +296,3 @@ def resident_checkin(
         venue_code=body.venue_code,
     )
     return _checkin_answer(_record(rt, session, [item], now))
-
-
-@router.post(
-    "/v1/checkpoints/checkins", response_model=CheckinAnswer, tags=["checkpoints"]
-)
-def door_scans(
-    body: DoorScansRequest, device: DoorDevice, rt: Rt, session: Db, now: Now
-) -> CheckinAnswer:
-    """Record scans of residents' codes at a venue's door, queued or live.
-
-    Each code is verified at the time it was scanned; a scan whose code is
-    refused is listed with its reason and the others are recorded.
-    """
-    venue_id = _venue_of(device)
-    _venue(session, venue_id)
-    verifier = local_verifier(rt.codes.store)
-    holder = rt.codes.holders()
-    items: list[CheckinItem] = []
-    bad: list[Refusal] = []
-    positions: list[int] = []
-    for index, scan in enumerate(body.scans):
-        try:
-            verified = verifier.verify(scan.code, scan.checked_in_at)
-            resident_id = holder(verified.content)
-        except InvalidCode as exc:
-            bad.append(Refusal(index, scan.idempotency_key, exc.code, str(exc)))
-            continue
-        positions.append(index)
-        items.append(
-            CheckinItem(
-                idempotency_key=scan.idempotency_key,
-                venue_id=venue_id,
-                resident_id=resident_id,
-                checked_in_at=scan.checked_in_at,
-                checked_out_at=scan.checked_out_at,
-                source="checkpoint-scan",
-                device_id=device.scope,
-            )
-        )
-    result = _record(rt, session, items, now)
-    # The service numbered the scans it was given; put the refusals back at
-    # their places in the upload.
-    result.refused = [
-        Refusal(positions[r.index], r.idempotency_key, r.code, r.message)
-        for r in result.refused
-    ] + bad
-    append(
-        session,
-        at=now,
-        actor=device.actor,
-        actor_role=device.kind,
-        action="checkins.record",
-        subject=f"venue:{venue_id}",
-        details={
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "extended": result.extended,
-            "refused": len(result.refused),
-        },
-    )
-    return _checkin_answer(result)
