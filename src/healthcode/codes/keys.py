@@ -341,11 +341,15 @@ class KeyStore:
         """Return the record of one key; raise :class:`KeyStoreError` if absent."""
         key_id = _key_id_bytes(key_id)
         path = self._record_path(region, key_id)
-        if not path.exists():
+        # One look at the file tells both whether it is there and whether the
+        # copy read before still holds; code refreshes ask on every code.
+        try:
+            status = path.stat()
+        except FileNotFoundError:
             raise KeyStoreError(
                 f"No key {key_name(region, key_id)} in the key store {self.directory}."
-            )
-        return self._read_record(path)
+            ) from None
+        return self._read_record(path, status)
 
     def signing_key(
         self, region: str, at: datetime, role: KeyRole = KeyRole.CODE
@@ -398,13 +402,14 @@ class KeyStore:
     def subject_secret(self, region: str) -> bytes:
         """Return the secret that seals the subject references of ``region``."""
         path = self.directory / f"{check_region(region)}.subject"
-        if not path.exists():
+        what = f"The subject secret of region {region}"
+        try:
+            identity = _check_private_mode(path, what)
+        except FileNotFoundError:
             raise KeyConfigurationError(
                 f"The key store {self.directory} holds no subject secret for"
                 f" region {region}; generate a code key for the region first."
-            )
-        what = f"The subject secret of region {region}"
-        identity = _check_private_mode(path, what)
+            ) from None
         held = self._read.get(path)
         if held is not None and held[0] == identity:
             return held[1]  # type: ignore[no-any-return]
@@ -594,9 +599,11 @@ class KeyStore:
             )
         return SigningKey(record, private_key)
 
-    def _read_record(self, path: Path) -> KeyRecord:
+    def _read_record(
+        self, path: Path, status: os.stat_result | None = None
+    ) -> KeyRecord:
         try:
-            identity = _identity(path.stat())
+            identity = _identity(path.stat() if status is None else status)
             held = self._read.get(path)
             if held is not None and held[0] == identity:
                 return held[1]  # type: ignore[no-any-return]
