@@ -323,8 +323,34 @@ def verify_code(
     (:class:`ExpiredCode`). Everything about broken bytes or a bad signature
     is the bare :class:`InvalidCode`.
     """
+    return verify_parsed(
+        parse_code(text),
+        keys,
+        at,
+        leeway=leeway,
+        max_screen_lifetime=max_screen_lifetime,
+        max_paper_lifetime=max_paper_lifetime,
+        signers=signers,
+    )
+
+
+def verify_parsed(
+    parsed: tuple[CodeContent, bytes, bytes],
+    keys: KeyResolver,
+    at: datetime,
+    *,
+    leeway: timedelta = DEFAULT_LEEWAY,
+    max_screen_lifetime: timedelta = MAX_SCREEN_LIFETIME,
+    max_paper_lifetime: timedelta = MAX_PAPER_LIFETIME,
+    signers: Mapping[tuple[str, bytes], SigningKey] | None = None,
+) -> VerifiedCode:
+    """:func:`verify_code` for what :func:`parse_code` made of a code's text.
+
+    For a caller that has read the code already (to find whose it claims to
+    be) and would otherwise decode it twice.
+    """
     at = check_instant(at)
-    content, body, signature = parse_code(text)
+    content, body, signature = parsed
     record = keys.resolve(content.region, content.key_id)
     if record.role is not KeyRole.CODE or record.region != content.region:
         raise InvalidCode()

@@ -44,8 +44,10 @@ from healthcode.codes.format import (
     DEFAULT_LEEWAY,
     MAX_PAPER_LIFETIME,
     MAX_SCREEN_LIFETIME,
+    CodeContent,
     VerifiedCode,
     verify_code,
+    verify_parsed,
 )
 from healthcode.codes.keys import (
     KeyRecord,
@@ -312,6 +314,21 @@ class Verifier:
         """Verify ``text`` at ``at``, as :func:`.format.verify_code` describes."""
         return verify_code(
             text,
+            self,
+            at,
+            leeway=self.leeway,
+            max_screen_lifetime=self.max_screen_lifetime,
+            max_paper_lifetime=self.max_paper_lifetime,
+            signers=self._signers,
+        )
+
+
+    def verify_parsed(
+        self, parsed: tuple[CodeContent, bytes, bytes], at: datetime
+    ) -> VerifiedCode:
+        """:meth:`verify` for what :func:`.format.parse_code` made of a text."""
+        return verify_parsed(
+            parsed,
             self,
             at,
             leeway=self.leeway,

@@ -294,10 +294,11 @@ class HotPaths:
         # A code that cannot be read is refused after the key is checked, so
         # that a caller without a live key learns nothing about codes.
         try:
-            claimed, _, _ = parse_code(code)
+            parsed = parse_code(code)
+            claimed = parsed[0]
             local = claimed.region in verifier.regions
         except InvalidCode:
-            claimed, local = None, True
+            parsed, claimed, local = None, None, True
         resident_id = None
         if claimed is not None and local:
             # A reference that does not open here is no more telling than
@@ -312,8 +313,15 @@ class HotPaths:
         require_key_kind(live, *kinds)
         if not local:
             return None
-        verified = verifier.verify(code, now)
-        holder = self.codes.holder(verified.content)
+        if parsed is None:
+            verified = verifier.verify(code, now)
+        else:
+            # The text was read above; it is checked without decoding it again.
+            verified = verifier.verify_parsed(parsed, now)
+        if verified.content is claimed and resident_id is not None:
+            holder = resident_id
+        else:
+            holder = self.codes.holder(verified.content)
         if holder == resident_id:
             view = self._served(holder, stored[2], stored[3], now)
             if view is not None:
