@@ -756,6 +756,13 @@ def bench_load_command(
             min=0, max=65535, help="Loopback port to serve on; a free one if 0."
         ),
     ] = 0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="Also draw each phase's latency at every percentile, as SVG.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a population from PostgreSQL and Redis on the loopback, and load it.
 
@@ -764,6 +771,11 @@ def bench_load_command(
     whether the targets are met.
     """
     chosen = _chosen_phases(phases)
+    if plot is not None and not plot.parent.is_dir():
+        # Said before the run rather than after it.
+        raise typer.BadParameter(
+            f"{plot.parent} is not a folder to write the plot in.", param_hint="--plot"
+        )
     now = datetime.now(UTC).replace(microsecond=0)
     accounts = min(residents, 5_000)
     prefix = f"healthcode-bench-{uuid.uuid4().hex[:8]}:"
@@ -813,6 +825,15 @@ def bench_load_command(
             drop_database(url)
             _forget_prefix(prefix)
     _report(results, workers)
+    if plot is not None:
+        from healthcode.bench.plot import latency_svg
+
+        title = (
+            f"healthcode serve, {workers} workers, {residents:,} residents:"
+            " latency by percentile"
+        )
+        plot.write_text(latency_svg(list(results.values()), title), "utf-8")
+        typer.echo(f"plot: {plot}")
 
 
 def _run_phases(
