@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -488,12 +490,19 @@ def test_read_following_loads_its_script_again_after_a_redis_restart(
     # What a restarted server has forgotten.
     redis_store.client.script_flush()
 
-    answer = _on_a_service_loop(
-        redis_store,
-        lambda: redis_store.read_following("session:s1", "resident", ["status:{r#}"]),
-    )
+    async def many() -> list[Any]:
+        # More readers at once than the client has connections to give:
+        # each loads the script through the batch, not a connection of its own.
+        return await asyncio.gather(
+            *(
+                redis_store.read_following("session:s1", "resident", ["status:{r#}"])
+                for _ in range(150)
+            )
+        )
 
-    assert answer == (b'{"id":1,"resident":3}', [b"yellow"])
+    answers = _on_a_service_loop(redis_store, many)
+
+    assert answers == [(b'{"id":1,"resident":3}', [b"yellow"])] * 150
 
 
 def test_every_read_of_a_failed_batch_raises_store_unavailable() -> None:
@@ -519,3 +528,36 @@ def test_every_read_of_a_failed_batch_raises_store_unavailable() -> None:
 
     assert [type(a) for a in answers] == [StoreUnavailable] * 3
     assert all("Redis failed a command" in str(a) for a in answers)
+
+
+def test_reads_queued_behind_a_stalled_batch_fail_with_it() -> None:
+    from tests.service.servers import redis_server
+
+    with redis_server() as (url, process):
+        store = RedisStore.from_url(url, prefix="stall:")
+
+        async def reads() -> tuple[list[Any], float]:
+            store.open_reads()
+            try:
+                await store.read_many(["warm"])
+                # The server stops answering, as a stalled one does.
+                process.send_signal(signal.SIGSTOP)
+                started = time.monotonic()
+                first = asyncio.ensure_future(store.read_many(["a"]))
+                await asyncio.sleep(0.5)
+                queued = [store.read_many([f"b{n}"]) for n in range(20)]
+                answers = await asyncio.gather(first, *queued, return_exceptions=True)
+                return answers, time.monotonic() - started
+            finally:
+                process.send_signal(signal.SIGCONT)
+                await store.close_reads()
+
+        try:
+            answers, took = asyncio.run(reads())
+        finally:
+            store.client.close()
+
+    assert [type(a) for a in answers] == [StoreUnavailable] * 21
+    # The client gives up on a batch after 2 s; the queued reads fail with it
+    # instead of waiting another 2 s for their own batch.
+    assert took < 3.5

@@ -202,6 +202,26 @@ def test_unknown_key_is_named(store: KeyStore) -> None:
         store.record("310000", "00000000")
 
 
+@pytest.mark.parametrize("shape", ["a loop of links", "a file for a folder"])
+def test_a_key_or_secret_that_cannot_be_there_is_named_as_missing(
+    tmp_path: Path, shape: str
+) -> None:
+    if shape == "a loop of links":
+        store = KeyStore(tmp_path / "keys")
+        store.directory.mkdir()
+        name = store.directory / "310000-00000000.json"
+        name.symlink_to(name)
+        (store.directory / "310000.subject").symlink_to("310000.subject")
+    else:
+        (tmp_path / "keys").write_text("not a folder")
+        store = KeyStore(tmp_path / "keys")
+
+    with pytest.raises(KeyStoreError, match="No key 310000-00000000"):
+        store.record("310000", "00000000")
+    with pytest.raises(KeyConfigurationError, match="no subject secret for region"):
+        store.subject_secret("310000")
+
+
 @pytest.mark.parametrize("key_id", ["0000", "zzzzzzzz", "000000000"])
 def test_malformed_key_id_is_refused(store: KeyStore, key_id: str) -> None:
     with pytest.raises(CodeParameterError, match="hexadecimal"):

@@ -555,8 +555,10 @@ class RedisStore:
                 values = await batches.run(*command)
             except NoScriptError:
                 # A restarted server has forgotten the script; it is loaded
-                # once more and the read repeated.
-                await reader[1].script_load(_FOLLOW)
+                # once more and the read repeated. The load goes with the
+                # batch too, so that the many reads that meet the forgotten
+                # script at once take one connection, not one each.
+                await batches.run("SCRIPT", "LOAD", _FOLLOW)
                 values = await batches.run(*command)
         except _REDIS_ERRORS as exc:
             raise StoreUnavailable(
@@ -673,7 +675,8 @@ class _Batches:
     is on its way wait for it and then go together, as one pipeline: at rest
     a read leaves at once, under load many share one round trip. Each read
     gets its own answer or its own error; a batch that fails as a whole
-    fails every read in it.
+    (the server timed out or went away) fails every read in it and every
+    read queued behind it, so that none waits longer than one timeout.
     """
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
@@ -696,13 +699,25 @@ class _Batches:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting, []
-                await self._send_one(batch)
+                failure = await self._send_one(batch)
+                if failure is not None:
+                    # The reads queued behind a batch that the server failed
+                    # (a timeout, a lost connection) fail with it, rather
+                    # than wait as long again for their own.
+                    batch, self.waiting = self.waiting, []
+                    _fail(batch, failure)
+        except BaseException:
+            batch, self.waiting = self.waiting, []
+            for _, answer in batch:
+                answer.cancel()
+            raise
         finally:
             self.sender = None
 
     async def _send_one(
         self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]
-    ) -> None:
+    ) -> redis.RedisError | None:
+        """Send ``batch`` and answer its reads; the error that failed it whole."""
         pipe = self.client.pipeline(transaction=False)
         for command, _ in batch:
             pipe.execute_command(*command)
@@ -716,10 +731,8 @@ class _Batches:
                 if isinstance(exc, redis.RedisError)
                 else redis.ConnectionError(type(exc).__name__)
             )
-            for _, answer in batch:
-                if not answer.done():
-                    answer.set_exception(failure)
-            return
+            _fail(batch, failure)
+            return failure
         except BaseException:
             for _, answer in batch:
                 answer.cancel()
@@ -731,6 +744,15 @@ class _Batches:
                 answer.set_exception(value)
             else:
                 answer.set_result(value)
+        return None
+
+
+def _fail(
+    batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]], failure: Exception
+) -> None:
+    for _, answer in batch:
+        if not answer.done():
+            answer.set_exception(failure)
 
 
 def _one_by_one(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import errno
 import hashlib
 import json
 import os
@@ -345,7 +346,9 @@ class KeyStore:
         # copy read before still holds; code refreshes ask on every code.
         try:
             status = path.stat()
-        except FileNotFoundError:
+        except OSError as exc:
+            if not _missing(exc):
+                raise
             raise KeyStoreError(
                 f"No key {key_name(region, key_id)} in the key store {self.directory}."
             ) from None
@@ -405,7 +408,9 @@ class KeyStore:
         what = f"The subject secret of region {region}"
         try:
             identity = _check_private_mode(path, what)
-        except FileNotFoundError:
+        except OSError as exc:
+            if not _missing(exc):
+                raise
             raise KeyConfigurationError(
                 f"The key store {self.directory} holds no subject secret for"
                 f" region {region}; generate a code key for the region first."
@@ -650,6 +655,15 @@ def _write_private(path: Path, data: bytes) -> None:
 # How long after a folder's change its listing is trusted to stay: longer
 # than the coarsest clock tick a file system here keeps times in.
 _SETTLED_NS = 1_000_000_000
+
+
+def _missing(error: OSError) -> bool:
+    """Whether ``error`` says a file is not there, as ``Path.exists`` reads it.
+
+    A path through something that is not a folder, or through a loop of
+    links, holds no file either.
+    """
+    return error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF)
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int]:
