@@ -10,8 +10,9 @@ entry expires, up to ``ttl_seconds`` later; the colour, which decides entry
 at the door, never comes from here.
 
 :class:`HotPaths` answers a refresh whose status and ingredients are both
-in the store with two store reads and no query; an online verify with one
-store read.
+in the store with one store read and no query, an online verify with one
+store read; on a single Redis server those reads travel in the pipelines
+that the store makes of each turn's reads.
 """
 
 from __future__ import annotations
