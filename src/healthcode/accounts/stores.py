@@ -211,6 +211,10 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
 class Store(Protocol):
     """The operations every store offers; keys are text, values bytes."""
 
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers now."""
+        ...
+
     def get(self, key: str) -> bytes | None:
         """Return the value under ``key``, or None when there is none."""
         ...
@@ -398,6 +402,9 @@ class MemoryStore:
             count = (int(value) if not isinstance(value, int) else value) + 1
             self._values[key] = (count, ends)
             return count
+
+    def ping(self) -> None:
+        """The store in the process answers while the process does."""
 
     def clear(self) -> None:
         """Forget everything (for tests)."""
@@ -647,6 +654,9 @@ class RedisStore:
             lambda: self._incr(keys=[full], args=[_whole_seconds(ttl_seconds)])
         )
         return int(count)  # type: ignore[call-overload]
+
+    def ping(self) -> None:
+        self._run(self.client.ping)
 
     def clear(self) -> None:
         """Delete every key under this store's prefix (for tests)."""

@@ -322,7 +322,6 @@ class Verifier:
             signers=self._signers,
         )
 
-
     def verify_parsed(
         self, parsed: tuple[CodeContent, bytes, bytes], at: datetime
     ) -> VerifiedCode:

@@ -127,6 +127,11 @@ class Health(Answer):
     database: Literal["unreachable"] | None = Field(
         default=None, description="Present when the database does not answer."
     )
+    store: Literal["unreachable"] | None = Field(
+        default=None,
+        description="Present when the shared store (Redis) does not answer:"
+        " statuses then come from the database and phones must sign in again.",
+    )
 
 
 class DocumentIn(Request):
