@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from typing import Any
 
 import pytest
 import typer
@@ -151,3 +152,42 @@ def test_phases_are_chosen_by_name() -> None:
 def test_an_unknown_phase_is_refused_by_name(text: str) -> None:
     with pytest.raises(typer.BadParameter, match="--phases"):
         load._chosen_phases(text)
+
+
+def _bench(*arguments: str) -> Any:
+    from typer.testing import CliRunner
+
+    from healthcode.bench.load import bench_load_command
+
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None:
+        """The bench, as the package registers it."""
+
+    app.command("load")(bench_load_command)
+    return CliRunner().invoke(app, ["load", *arguments], env={"COLUMNS": "200"})
+
+
+def test_a_postgresql_that_does_not_answer_is_named_before_any_work() -> None:
+    # Port 1 on the loopback: nothing listens there.
+    result = _bench("--postgres-url", "postgresql://postgres@127.0.0.1:1/x")
+
+    assert result.exit_code == 2
+    assert "--postgres-url" in result.output
+    assert "no PostgreSQL server answers" in result.output
+
+
+def test_a_redis_that_does_not_answer_is_named_before_any_work() -> None:
+    from healthcode.bench.load import ADMIN_URL, _check_servers
+
+    try:
+        _check_servers(ADMIN_URL, "redis://127.0.0.1:6379/0")
+    except typer.BadParameter as exc:
+        pytest.skip(f"The bench's default servers do not answer here: {exc}")
+
+    result = _bench("--redis-url", "redis://127.0.0.1:1/0")
+
+    assert result.exit_code == 2
+    assert "--redis-url" in result.output
+    assert "no Redis server answers" in result.output

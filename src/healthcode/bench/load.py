@@ -514,7 +514,12 @@ def make_fixture(
         for i in range(1, accounts + 1)
     ]
     engine = make_engine(url)
-    service = CodeService(KeyStore(key_dir), region=REGION)
+    key_store = KeyStore(key_dir)
+    if not key_store.records():
+        # The bench's own key, made here so that nothing warns of a key made
+        # on first use: no door outside this run ever sees its codes.
+        key_store.generate(REGION, now)
+    service = CodeService(key_store, region=REGION)
     with Session(engine) as session, session.begin():
         venue = register_venue(
             session,
@@ -645,13 +650,20 @@ class ProcessMeter:
     last one, so the sums never go back.
     """
 
-    def __init__(self, server_pid: int, database: str, redis_url: str) -> None:
+    def __init__(
+        self,
+        server_pid: int,
+        database: str,
+        redis_url: str,
+        admin_url: str = ADMIN_URL,
+    ) -> None:
         import psutil
         import redis
 
         self._psutil = psutil
         self.server = psutil.Process(server_pid)
         self.database = database
+        self.admin_url = admin_url
         client = redis.Redis.from_url(redis_url)
         try:
             self.redis_pid: int | None = int(client.info("server")["process_id"])
@@ -674,7 +686,7 @@ class ProcessMeter:
     def _backends(self) -> list[int]:
         import psycopg
 
-        with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
             rows = connection.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s",
                 (self.database,),
@@ -756,6 +768,20 @@ def bench_load_command(
             min=0, max=65535, help="Loopback port to serve on; a free one if 0."
         ),
     ] = 0,
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            help="PostgreSQL server to serve from, in a database the bench"
+            " creates and drops."
+        ),
+    ] = ADMIN_URL,
+    redis_url: Annotated[
+        str,
+        typer.Option(
+            help="Redis server the service shares, under a key prefix the bench"
+            " removes afterwards."
+        ),
+    ] = REDIS_URL,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -776,10 +802,12 @@ def bench_load_command(
         raise typer.BadParameter(
             f"{plot.parent} is not a folder to write the plot in.", param_hint="--plot"
         )
+    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    _check_servers(admin_url, redis_url)
     now = datetime.now(UTC).replace(microsecond=0)
     accounts = min(residents, 5_000)
     prefix = f"healthcode-bench-{uuid.uuid4().hex[:8]}:"
-    url = create_database()
+    url = create_database(admin_url)
     server = None
     from healthcode.privacy.crypto import DataKeys
     from healthcode.privacy.types import using_keys
@@ -797,7 +825,7 @@ def bench_load_command(
                 )
                 fixture = make_fixture(
                     url,
-                    REDIS_URL,
+                    redis_url,
                     prefix,
                     Path(keys),
                     now,
@@ -807,7 +835,7 @@ def bench_load_command(
             port = port or free_port()
             env = {
                 "HEALTHCODE_DATABASE_URL": url,
-                "HEALTHCODE_REDIS_URL": REDIS_URL,
+                "HEALTHCODE_REDIS_URL": redis_url,
                 "HEALTHCODE_REDIS_PREFIX": prefix,
                 "HEALTHCODE_KEY_DIR": keys,
                 "HEALTHCODE_DATA_KEY_DIR": str(data_key_dir),
@@ -815,15 +843,17 @@ def bench_load_command(
                 "HEALTHCODE_LOG_FORMAT": "json",
             }
             server = start_server(port, env, workers)
-            meter = ProcessMeter(server.pid, url.rsplit("/", 1)[1], REDIS_URL)
+            meter = ProcessMeter(
+                server.pid, url.rsplit("/", 1)[1], redis_url, admin_url
+            )
             results = _run_phases(
                 port, fixture, seconds, concurrency, batch, meter, chosen
             )
         finally:
             if server is not None:
                 stop_server(server)
-            drop_database(url)
-            _forget_prefix(prefix)
+            drop_database(url, admin_url)
+            _forget_prefix(prefix, redis_url)
     _report(results, workers)
     if plot is not None:
         from healthcode.bench.plot import latency_svg
@@ -911,10 +941,38 @@ def _run_phases(
     return {r.name: r for r in drive(port, phases, meter)}
 
 
-def _forget_prefix(prefix: str) -> None:
+def _check_servers(admin_url: str, redis_url: str) -> None:
+    """Name the option whose server does not answer, before any work starts."""
+    import psycopg
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        with psycopg.connect(admin_url, connect_timeout=5) as connection:
+            connection.execute("SELECT 1")
+    except (psycopg.Error, ValueError) as exc:
+        raise typer.BadParameter(
+            "no PostgreSQL server answers there, or it refused the connection"
+            f" ({type(exc).__name__}); the bench makes a database of its own on"
+            " that server.",
+            param_hint="--postgres-url",
+        ) from None
+    try:
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"no Redis server answers there ({type(exc).__name__}).",
+            param_hint="--redis-url",
+        ) from None
+
+
+def _forget_prefix(prefix: str, redis_url: str = REDIS_URL) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
     try:
         names = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(names), 1000):

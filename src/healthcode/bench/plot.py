@@ -28,9 +28,9 @@ _STROKES = (
 )
 _WIDTH, _HEIGHT = 720, 420
 _LEFT, _RIGHT, _TOP, _BOTTOM = 64, 200, 40, 48
-# The curve is drawn at every whole percentile, and past the 99th at tenths,
-# where the tail that matters lives.
-_FRACTIONS = [n / 100 for n in range(1, 100)] + [0.99 + n / 1000 for n in range(1, 11)]
+# The curve is drawn at every whole percentile, and past the 99th at tenths
+# up to the 99.9th, where the tail that matters lives; the axis ends there.
+_FRACTIONS = [n / 100 for n in range(1, 100)] + [0.99 + n / 1000 for n in range(1, 10)]
 
 
 def _x(fraction: float) -> float:
