@@ -561,3 +561,46 @@ def test_reads_queued_behind_a_stalled_batch_fail_with_it() -> None:
     # The client gives up on a batch after 2 s; the queued reads fail with it
     # instead of waiting another 2 s for their own batch.
     assert took < 3.5
+
+
+def test_after_a_timeout_the_store_is_left_alone_for_a_while() -> None:
+    from tests.service.servers import redis_server
+
+    with redis_server() as (url, process):
+        store = RedisStore.from_url(url, prefix="pause:")
+        store.pause_seconds = 1.0
+        store.set("a", b"one", 60)
+        try:
+            # The server stops answering, as a hung one does.
+            process.send_signal(signal.SIGSTOP)
+            with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                store.get("a")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="moments ago"):
+                store.get("a")
+            with pytest.raises(StoreUnavailable, match="moments ago"):
+                asyncio.run(store.read_many(["a"]))
+            paused = time.monotonic() - started
+            process.send_signal(signal.SIGCONT)
+            time.sleep(1.1)
+
+            after = store.get("a")
+        finally:
+            process.send_signal(signal.SIGCONT)
+            store.client.close()
+
+    # Not asked while paused: answered without waiting out a timeout.
+    assert paused < 0.5
+    assert after == b"one"
+
+
+def test_a_refused_connection_does_not_pause_the_store() -> None:
+    # Port 1 on the loopback: nothing listens there, and it says so at once.
+    down = RedisStore(
+        redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1.0),
+        url="redis://127.0.0.1:1/0",
+    )
+
+    for _ in range(2):
+        with pytest.raises(StoreUnavailable, match="ConnectionError"):
+            down.get("a")

@@ -417,7 +417,20 @@ class RedisStore:
 
     Redis errors become :class:`StoreUnavailable`, so that a lost Redis is
     answered as the service being unavailable rather than as a crash.
+
+    A server that stops answering without closing its connections (hung,
+    or cut off by the network) costs every command the client's whole
+    timeout, two seconds, and every request makes several: the service
+    would stall on the store it only uses as a shortcut. So after a command
+    times out the store is not asked again for ``pause_seconds``; every
+    operation in that time fails at once with :class:`StoreUnavailable`,
+    and the callers answer from the database as they do when Redis is down.
+    A server that refuses connections fails fast by itself and is asked
+    again at once.
     """
+
+    #: How long the store is left alone after a command timed out.
+    pause_seconds = 5.0
 
     def __init__(
         self,
@@ -443,6 +456,7 @@ class RedisStore:
         self._reader: (
             tuple[asyncio.AbstractEventLoop, _AsyncClient, _Batches | None] | None
         ) = None
+        self._paused_until = 0.0
 
     @property
     def clustered(self) -> bool:
@@ -473,12 +487,23 @@ class RedisStore:
         return self.prefix + key
 
     def _run(self, action: Callable[[], object]) -> object:
+        self._check_paused()
         try:
             return action()
         except _REDIS_ERRORS as exc:
+            raise self._failed(exc) from None
+
+    def _check_paused(self) -> None:
+        if time.monotonic() < self._paused_until:
             raise StoreUnavailable(
-                f"Redis failed a command ({type(exc).__name__})."
-            ) from None
+                "Redis failed a command (it timed out moments ago and is left"
+                " alone for a few seconds)."
+            )
+
+    def _failed(self, exc: Exception) -> StoreUnavailable:
+        if isinstance(exc, redis.TimeoutError):
+            self._paused_until = time.monotonic() + self.pause_seconds
+        return StoreUnavailable(f"Redis failed a command ({type(exc).__name__}).")
 
     def get(self, key: str) -> bytes | None:
         value = self._run(lambda: self.client.get(self._key(key)))
@@ -516,6 +541,7 @@ class RedisStore:
         reader = self._reader
         if reader is None or reader[0] is not asyncio.get_running_loop():
             return self.get_many(keys)
+        self._check_paused()
         client, batches = reader[1], reader[2]
         names = [self._key(k) for k in keys]
         try:
@@ -526,9 +552,7 @@ class RedisStore:
             else:
                 values = await client.mget(names)
         except _REDIS_ERRORS as exc:
-            raise StoreUnavailable(
-                f"Redis failed a command ({type(exc).__name__})."
-            ) from None
+            raise self._failed(exc) from None
         return [
             value if isinstance(value, bytes) or value is None else bytes(value)
             for value in values
@@ -548,6 +572,7 @@ class RedisStore:
             return first, None if names is None else await self.read_many(names)
         if not _LEAD.fullmatch(field):
             raise ValueError("A field to follow is a plain name.")
+        self._check_paused()
         batches = reader[2]
         command = (
             "EVALSHA",
@@ -568,9 +593,7 @@ class RedisStore:
                 await batches.run("SCRIPT", "LOAD", _FOLLOW)
                 values = await batches.run(*command)
         except _REDIS_ERRORS as exc:
-            raise StoreUnavailable(
-                f"Redis failed a command ({type(exc).__name__})."
-            ) from None
+            raise self._failed(exc) from None
         if not values:
             return None, None
         first = bytes(values[0])
