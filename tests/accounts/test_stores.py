@@ -4,6 +4,7 @@ server where it answers, and in a Redis Cluster of three nodes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -563,12 +564,13 @@ def test_reads_queued_behind_a_stalled_batch_fail_with_it() -> None:
     assert took < 3.5
 
 
-def test_after_a_timeout_the_store_is_left_alone_for_a_while() -> None:
+def test_after_a_timeout_the_store_is_left_alone_until_it_answers() -> None:
     from tests.service.servers import redis_server
 
     with redis_server() as (url, process):
         store = RedisStore.from_url(url, prefix="pause:")
-        store.pause_seconds = 1.0
+        # Longer than the test: only the probe can end this pause.
+        store.pause_seconds = 60.0
         store.set("a", b"one", 60)
         try:
             # The server stops answering, as a hung one does.
@@ -582,16 +584,48 @@ def test_after_a_timeout_the_store_is_left_alone_for_a_while() -> None:
                 asyncio.run(store.read_many(["a"]))
             paused = time.monotonic() - started
             process.send_signal(signal.SIGCONT)
-            time.sleep(1.1)
-
-            after = store.get("a")
+            resumed = time.monotonic()
+            after = None
+            while after is None and time.monotonic() - resumed < 10:
+                with contextlib.suppress(StoreUnavailable):
+                    after = store.get("a")
+                time.sleep(0.05)
+            back = time.monotonic() - resumed
         finally:
             process.send_signal(signal.SIGCONT)
             store.client.close()
 
     # Not asked while paused: answered without waiting out a timeout.
     assert paused < 0.5
+    # The probe ends the pause soon after the server answers again.
     assert after == b"one"
+    assert back < 5
+
+
+def test_a_paused_store_still_raises_its_counters() -> None:
+    from tests.service.servers import redis_server
+
+    with redis_server() as (url, process):
+        store = RedisStore.from_url(url, prefix="pause:")
+        store.probe_every_seconds = 60.0
+        store.raise_to("status-fence", 3, 60)
+        try:
+            process.send_signal(signal.SIGSTOP)
+            with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                store.get("status-fence")
+            process.send_signal(signal.SIGCONT)
+            # Paused, though the server is healthy again: a read is refused,
+            # but the raises that retire copies go through.
+            with pytest.raises(StoreUnavailable, match="moments ago"):
+                store.get("status-fence")
+
+            raised = store.raise_to("status-fence", 9, 60)
+            counted = store.incr("api-key-generation", 60)
+        finally:
+            process.send_signal(signal.SIGCONT)
+            store.client.close()
+
+    assert (raised, counted) == (9, 1)
 
 
 def test_a_refused_connection_does_not_pause_the_store() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +192,36 @@ def test_a_redis_that_does_not_answer_is_named_before_any_work() -> None:
     assert result.exit_code == 2
     assert "--redis-url" in result.output
     assert "no Redis server answers" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgres://postgres:hunter2@127.0.0.1:5432/test", "of the form"),
+        ("host=127.0.0.1 dbname=test", "of the form"),
+        ("postgresql://postgres@127.0.0.1:5432/test?sslmode=disable", "nothing after"),
+        ("postgresql://postgres@127.0.0.1:5432/", "nothing after"),
+    ],
+)
+def test_a_postgresql_url_the_bench_cannot_build_on_is_refused(
+    url: str, problem: str
+) -> None:
+    result = _bench("--postgres-url", url)
+
+    assert result.exit_code == 2
+    assert "--postgres-url" in result.output
+    assert problem in result.output
+    assert "hunter2" not in result.output
+
+
+def test_a_plot_that_could_not_be_written_is_refused_before_the_run(
+    tmp_path: Path,
+) -> None:
+    too_long = tmp_path / ("x" * 300 + ".svg")
+
+    result = _bench("--plot", str(too_long))
+
+    assert result.exit_code == 2
+    assert "--plot" in result.output
+    assert "cannot be written" in result.output
+    assert list(tmp_path.iterdir()) == []

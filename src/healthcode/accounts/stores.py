@@ -421,16 +421,27 @@ class RedisStore:
     A server that stops answering without closing its connections (hung,
     or cut off by the network) costs every command the client's whole
     timeout, two seconds, and every request makes several: the service
-    would stall on the store it only uses as a shortcut. So after a command
-    times out the store is not asked again for ``pause_seconds``; every
-    operation in that time fails at once with :class:`StoreUnavailable`,
-    and the callers answer from the database as they do when Redis is down.
-    A server that refuses connections fails fast by itself and is asked
-    again at once.
+    would stall on a store that is mostly a shortcut. So after a command
+    times out the store is paused: its operations fail at once with
+    :class:`StoreUnavailable`, and the callers answer from the database as
+    they do when Redis is down (what lives only in the store, sessions and
+    sign-in codes, is unavailable either way). A thread probes the server
+    with a short timeout every ``probe_every_seconds`` and ends the pause
+    as soon as it answers, so a single stall costs a fraction of a second,
+    not the pause. A server that refuses connections fails fast by itself
+    and pauses nothing.
+
+    Two writes are never paused: the raises of the counters that retire
+    copies (the status fence, the API keys' generation) and the rate-limit
+    counters. Dropped while the server is healthy, a raise would leave a
+    revoked key or an old colour served from the store after the pause.
     """
 
-    #: How long the store is left alone after a command timed out.
+    #: How long a pause lasts if no probe ends it sooner.
     pause_seconds = 5.0
+    #: How often a paused store is probed, and how long a probe may take.
+    probe_every_seconds = 0.25
+    probe_timeout_seconds = 0.5
 
     def __init__(
         self,
@@ -457,6 +468,9 @@ class RedisStore:
             tuple[asyncio.AbstractEventLoop, _AsyncClient, _Batches | None] | None
         ) = None
         self._paused_until = 0.0
+        self._quick_client: redis.Redis | RedisCluster | None = None
+        self._prober: threading.Thread | None = None
+        self._prober_lock = threading.Lock()
 
     @property
     def clustered(self) -> bool:
@@ -486,8 +500,9 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def _run(self, action: Callable[[], object]) -> object:
-        self._check_paused()
+    def _run(self, action: Callable[[], object], *, pausable: bool = True) -> object:
+        if pausable:
+            self._check_paused()
         try:
             return action()
         except _REDIS_ERRORS as exc:
@@ -497,13 +512,48 @@ class RedisStore:
         if time.monotonic() < self._paused_until:
             raise StoreUnavailable(
                 "Redis failed a command (it timed out moments ago and is left"
-                " alone for a few seconds)."
+                " alone until it answers again)."
             )
 
     def _failed(self, exc: Exception) -> StoreUnavailable:
         if isinstance(exc, redis.TimeoutError):
-            self._paused_until = time.monotonic() + self.pause_seconds
+            self._pause()
         return StoreUnavailable(f"Redis failed a command ({type(exc).__name__}).")
+
+    def _pause(self) -> None:
+        self._paused_until = time.monotonic() + self.pause_seconds
+        with self._prober_lock:
+            if self._prober is None or not self._prober.is_alive():
+                self._prober = threading.Thread(
+                    target=self._probe, name="healthcode-redis-probe", daemon=True
+                )
+                self._prober.start()
+
+    def _probe(self) -> None:
+        # Runs while the store is paused; a probe that times out again keeps
+        # the pause going, any answer (or a refusal, which fails fast by
+        # itself) ends it.
+        while time.monotonic() < self._paused_until:
+            time.sleep(self.probe_every_seconds)
+            try:
+                self._quick().ping()
+            except redis.TimeoutError:
+                self._paused_until = time.monotonic() + self.pause_seconds
+                continue
+            except _REDIS_ERRORS:
+                pass
+            self._paused_until = 0.0
+
+    def _quick(self) -> redis.Redis | RedisCluster:
+        """A client to the same server whose commands give up sooner."""
+        client = self._quick_client
+        if client is None:
+            timeouts = {
+                "socket_timeout": self.probe_timeout_seconds,
+                "socket_connect_timeout": self.probe_timeout_seconds,
+            }
+            client = self._quick_client = _twin(self.client, self.url, timeouts)
+        return client
 
     def get(self, key: str) -> bytes | None:
         value = self._run(lambda: self.client.get(self._key(key)))
@@ -649,7 +699,8 @@ class RedisStore:
     def raise_to(self, key: str, value: int, ttl_seconds: float) -> int:
         full = self._key(key)
         held = self._run(
-            lambda: self._raise(keys=[full], args=[value, _whole_seconds(ttl_seconds)])
+            lambda: self._raise(keys=[full], args=[value, _whole_seconds(ttl_seconds)]),
+            pausable=False,
         )
         return int(held)  # type: ignore[call-overload]
 
@@ -674,12 +725,15 @@ class RedisStore:
     def incr(self, key: str, ttl_seconds: float) -> int:
         full = self._key(key)
         count = self._run(
-            lambda: self._incr(keys=[full], args=[_whole_seconds(ttl_seconds)])
+            lambda: self._incr(keys=[full], args=[_whole_seconds(ttl_seconds)]),
+            pausable=False,
         )
         return int(count)  # type: ignore[call-overload]
 
     def ping(self) -> None:
-        self._run(self.client.ping)
+        # With the probe's short timeout: a health check must not wait out
+        # the commands' two seconds on a hung server.
+        self._run(lambda: self._quick().ping())
 
     def clear(self) -> None:
         """Delete every key under this store's prefix (for tests)."""
@@ -819,6 +873,27 @@ def _followed(first: bytes | None, field: str, keys: Sequence[str]) -> list[str]
 
 
 _AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+
+def _twin(
+    client: redis.Redis | RedisCluster, url: str | None, timeouts: dict[str, float]
+) -> redis.Redis | RedisCluster:
+    """A blocking client to the same server or cluster, with other timeouts."""
+    if url is not None:
+        if urlsplit(url).scheme in CLUSTER_SCHEMES:
+            return _cluster_client(url, timeouts)  # type: ignore[no-any-return]
+        return redis.Redis.from_url(url, **timeouts)  # type: ignore[arg-type]
+    if isinstance(client, RedisCluster):
+        return RedisCluster(startup_nodes=client.get_primaries(), **timeouts)  # type: ignore[arg-type]
+    kwargs = client.connection_pool.connection_kwargs
+    return redis.Redis(
+        host=kwargs.get("host", "localhost"),
+        port=kwargs.get("port", 6379),
+        db=kwargs.get("db", 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        **timeouts,  # type: ignore[arg-type]
+    )
 
 
 def _async_twin(client: redis.Redis | RedisCluster, url: str | None) -> _AsyncClient:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import typer
@@ -797,12 +798,9 @@ def bench_load_command(
     whether the targets are met.
     """
     chosen = _chosen_phases(phases)
-    if plot is not None and not plot.parent.is_dir():
-        # Said before the run rather than after it.
-        raise typer.BadParameter(
-            f"{plot.parent} is not a folder to write the plot in.", param_hint="--plot"
-        )
-    admin_url = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    if plot is not None:
+        _check_plot(plot)
+    admin_url = _admin_url(postgres_url)
     _check_servers(admin_url, redis_url)
     now = datetime.now(UTC).replace(microsecond=0)
     accounts = min(residents, 5_000)
@@ -941,6 +939,41 @@ def _run_phases(
     return {r.name: r for r in drive(port, phases, meter)}
 
 
+def _check_plot(plot: Path) -> None:
+    """Refuse a plot that could not be written, before the run rather than after."""
+    if not plot.parent.is_dir():
+        raise typer.BadParameter(
+            f"{plot.parent} is not a folder to write the plot in.", param_hint="--plot"
+        )
+    try:
+        existed = plot.exists()
+        with plot.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"the plot cannot be written there ({exc.strerror}).", param_hint="--plot"
+        ) from None
+    if not existed:
+        plot.unlink()
+
+
+def _admin_url(url: str) -> str:
+    """The libpq URL of ``--postgres-url``, which the bench builds others from."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgresql+psycopg"):
+        raise typer.BadParameter(
+            "give a URL of the form postgresql://user@host:port/database.",
+            param_hint="--postgres-url",
+        )
+    if parts.query or parts.fragment or not parts.path.strip("/"):
+        raise typer.BadParameter(
+            "give the database to connect to in the path and nothing after it"
+            " (postgresql://user@host:port/database).",
+            param_hint="--postgres-url",
+        )
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
 def _check_servers(admin_url: str, redis_url: str) -> None:
     """Name the option whose server does not answer, before any work starts."""
     import psycopg
@@ -956,6 +989,12 @@ def _check_servers(admin_url: str, redis_url: str) -> None:
             " that server.",
             param_hint="--postgres-url",
         ) from None
+    if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise typer.BadParameter(
+            "give the URL of one Redis server (redis://host:port/db); the bench"
+            " does not run on a cluster.",
+            param_hint="--redis-url",
+        )
     try:
         client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
         try:
@@ -964,7 +1003,8 @@ def _check_servers(admin_url: str, redis_url: str) -> None:
             client.close()
     except (redis.RedisError, ValueError) as exc:
         raise typer.BadParameter(
-            f"no Redis server answers there ({type(exc).__name__}).",
+            "no Redis server answers there, or it refused the connection"
+            f" ({type(exc).__name__}).",
             param_hint="--redis-url",
         ) from None
 
