@@ -638,3 +638,16 @@ def test_a_refused_connection_does_not_pause_the_store() -> None:
     for _ in range(2):
         with pytest.raises(StoreUnavailable, match="ConnectionError"):
             down.get("a")
+
+
+def test_a_store_that_answers_pings_and_stays_in_use(
+    store: MemoryStore | RedisStore,
+) -> None:
+    # A ping goes through a client of its own (a cluster's too), and an
+    # answered ping pauses nothing.
+    store.ping()
+    store.set("after-ping", b"kept", 60)
+
+    store.ping()
+
+    assert store.get("after-ping") == b"kept"

@@ -876,17 +876,25 @@ _AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 
 def _twin(
-    client: redis.Redis | RedisCluster, url: str | None, timeouts: dict[str, float]
-) -> redis.Redis | RedisCluster:
-    """A blocking client to the same server or cluster, with other timeouts."""
-    if url is not None:
-        if urlsplit(url).scheme in CLUSTER_SCHEMES:
-            return _cluster_client(url, timeouts)  # type: ignore[no-any-return]
-        return redis.Redis.from_url(url, **timeouts)  # type: ignore[arg-type]
+    client: redis.Redis | RedisCluster,
+    url: str | None,
+    timeouts: dict[str, float],
+    *,
+    asynchronous: bool = False,
+) -> Any:
+    """Another client to the same server or cluster, with ``timeouts``."""
+    if url is not None and urlsplit(url).scheme in CLUSTER_SCHEMES:
+        return _cluster_client(url, timeouts, asynchronous=asynchronous)
     if isinstance(client, RedisCluster):
-        return RedisCluster(startup_nodes=client.get_primaries(), **timeouts)  # type: ignore[arg-type]
+        node = redis.asyncio.cluster.ClusterNode if asynchronous else ClusterNode
+        kind = redis.asyncio.cluster.RedisCluster if asynchronous else RedisCluster
+        nodes = [node(primary.host, primary.port) for primary in client.get_primaries()]
+        return kind(startup_nodes=nodes, **timeouts)  # type: ignore[arg-type]
+    single = redis.asyncio.Redis if asynchronous else redis.Redis
+    if url is not None:
+        return single.from_url(url, **timeouts)
     kwargs = client.connection_pool.connection_kwargs
-    return redis.Redis(
+    return single(
         host=kwargs.get("host", "localhost"),
         port=kwargs.get("port", 6379),
         db=kwargs.get("db", 0),
@@ -899,25 +907,7 @@ def _twin(
 def _async_twin(client: redis.Redis | RedisCluster, url: str | None) -> _AsyncClient:
     """An asyncio client to the same server or cluster, with the same timeouts."""
     timeouts = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
-    if isinstance(client, RedisCluster):
-        if url is not None:
-            return _cluster_client(url, timeouts, asynchronous=True)
-        nodes = [
-            redis.asyncio.cluster.ClusterNode(node.host, node.port)
-            for node in client.get_primaries()
-        ]
-        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **timeouts)
-    if url is not None:
-        return redis.asyncio.Redis.from_url(url, **timeouts)
-    kwargs = client.connection_pool.connection_kwargs
-    return redis.asyncio.Redis(
-        host=kwargs.get("host", "localhost"),
-        port=kwargs.get("port", 6379),
-        db=kwargs.get("db", 0),
-        username=kwargs.get("username"),
-        password=kwargs.get("password"),
-        **timeouts,
-    )
+    return _twin(client, url, timeouts, asynchronous=True)  # type: ignore[no-any-return]
 
 
 def _cluster_client(
