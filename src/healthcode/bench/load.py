@@ -976,19 +976,16 @@ def _admin_url(url: str) -> str:
 
 def _check_servers(admin_url: str, redis_url: str) -> None:
     """Name the option whose server does not answer, before any work starts."""
-    import psycopg
     import redis
 
-    try:
-        with psycopg.connect(admin_url, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except (psycopg.Error, ValueError) as exc:
+    from healthcode.db import postgres_reachable
+
+    if not postgres_reachable(admin_url.replace("postgresql", "postgresql+psycopg", 1)):
         raise typer.BadParameter(
-            "no PostgreSQL server answers there, or it refused the connection"
-            f" ({type(exc).__name__}); the bench makes a database of its own on"
-            " that server.",
+            "no PostgreSQL server answers there, or it refused the connection;"
+            " the bench makes a database of its own on that server.",
             param_hint="--postgres-url",
-        ) from None
+        )
     if urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise typer.BadParameter(
             "give the URL of one Redis server (redis://host:port/db); the bench"

@@ -323,6 +323,7 @@ def verify_code(
     (:class:`ExpiredCode`). Everything about broken bytes or a bad signature
     is the bare :class:`InvalidCode`.
     """
+    at = check_instant(at)
     return verify_parsed(
         parse_code(text),
         keys,

@@ -46,7 +46,7 @@ from healthcode.codes.format import (
     MAX_SCREEN_LIFETIME,
     CodeContent,
     VerifiedCode,
-    verify_code,
+    parse_code,
     verify_parsed,
 )
 from healthcode.codes.keys import (
@@ -312,15 +312,10 @@ class Verifier:
 
     def verify(self, text: object, at: datetime) -> VerifiedCode:
         """Verify ``text`` at ``at``, as :func:`.format.verify_code` describes."""
-        return verify_code(
-            text,
-            self,
-            at,
-            leeway=self.leeway,
-            max_screen_lifetime=self.max_screen_lifetime,
-            max_paper_lifetime=self.max_paper_lifetime,
-            signers=self._signers,
-        )
+        # A wrong instant is the caller's mistake and is named as such, before
+        # anything is said about the text.
+        check_instant(at)
+        return self.verify_parsed(parse_code(text), at)
 
     def verify_parsed(
         self, parsed: tuple[CodeContent, bytes, bytes], at: datetime

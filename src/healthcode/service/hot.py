@@ -315,10 +315,9 @@ class HotPaths:
         if not local:
             return None
         if parsed is None:
-            verified = verifier.verify(code, now)
-        else:
-            # The text was read above; it is checked without decoding it again.
-            verified = verifier.verify_parsed(parsed, now)
+            raise InvalidCode()
+        # The text was read above; it is checked without decoding it again.
+        verified = verifier.verify_parsed(parsed, now)
         if verified.content is claimed and resident_id is not None:
             holder = resident_id
         else:
